@@ -1,0 +1,283 @@
+"""Create, update and delete apps, tokens and webhooks with Saleor's rules applied."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import secrets
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+from ._secret import Secret
+from .apps import (
+    App,
+    AppToken,
+    NewAppToken,
+    Webhook,
+    hash_token,
+    validate_custom_headers,
+    validate_events,
+    validate_name,
+    validate_secret_key,
+    validate_target_url,
+)
+from .clock import Clock
+from .events import EventRegistry, EventType
+from .exceptions import DuplicateError, InvalidFieldError, NotFoundError
+from .payloads import PayloadBuilder
+from .stores.base import Store
+from .transports.base import TransportRouter
+
+__all__ = ["AppManager", "WebhookManager"]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+TOKEN_BYTES = 24  # 32 URL-safe characters, 192 bits
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class AppManager:
+    """``kit.apps``: apps and their tokens."""
+
+    def __init__(self, store: Store, registry: EventRegistry, clock: Clock) -> None:
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+
+    def _permissions(self, permissions: Iterable[str]) -> frozenset[str]:
+        if isinstance(permissions, str):
+            raise InvalidFieldError(
+                "permissions: expected a list of permission names, got a single string",
+                field="permissions",
+            )
+        names = frozenset(p.upper() for p in permissions)
+        self._registry.check_permissions(names)
+        return names
+
+    async def create(
+        self,
+        name: str,
+        *,
+        permissions: Iterable[str] = (),
+        is_active: bool = True,
+        identifier: str | None = None,
+    ) -> App:
+        if not name or not name.strip():
+            raise InvalidFieldError("name: an app needs a non-empty name", field="name")
+        app = App(
+            id=_new_id(),
+            name=validate_name(name),
+            is_active=bool(is_active),
+            permissions=self._permissions(permissions),
+            identifier=validate_name(identifier, field_name="identifier") if identifier else None,
+            created_at=self._clock.now(),
+        )
+        await self._store.put_app(app)
+        return app
+
+    async def get(self, app_id: str) -> App:
+        app = await self._store.get_app(app_id)
+        if app is None:
+            raise NotFoundError(f"app: no app with id {app_id!r}", field="app")
+        return app
+
+    async def list(self) -> list[App]:
+        return await self._store.list_apps()
+
+    async def update(
+        self,
+        app_id: str,
+        *,
+        name: str | _Unset = UNSET,
+        permissions: Iterable[str] | _Unset = UNSET,
+        is_active: bool | _Unset = UNSET,
+        identifier: str | _Unset | None = UNSET,
+    ) -> App:
+        app = await self.get(app_id)
+        changes: dict[str, Any] = {}
+        if not isinstance(name, _Unset):
+            if not name.strip():
+                raise InvalidFieldError("name: an app needs a non-empty name", field="name")
+            changes["name"] = validate_name(name)
+        if not isinstance(permissions, _Unset):
+            changes["permissions"] = self._permissions(permissions)
+        if not isinstance(is_active, _Unset):
+            changes["is_active"] = bool(is_active)
+        if not isinstance(identifier, _Unset):
+            changes["identifier"] = (
+                validate_name(identifier, field_name="identifier") if identifier else None
+            )
+        updated = dataclasses.replace(app, **changes)
+        await self._store.put_app(updated)
+        return updated
+
+    async def delete(self, app_id: str) -> None:
+        """Delete the app, its tokens and its webhooks; pending deliveries then fail unsent."""
+        await self.get(app_id)
+        await self._store.delete_app(app_id)
+
+    async def create_token(
+        self, app_id: str, *, name: str = "", token: str | Secret | None = None
+    ) -> NewAppToken:
+        """A new token; the raw value is in the result only. ``token`` imports an existing
+        one (for a migration); a token already held by any app is a DuplicateError."""
+        await self.get(app_id)
+        raw = token.reveal() if isinstance(token, Secret) else token
+        if raw is None:
+            raw = secrets.token_urlsafe(TOKEN_BYTES)
+        elif len(raw) < 16:
+            raise InvalidFieldError(
+                "token: an imported token needs at least 16 characters", field="token"
+            )
+        token_hash = hash_token(raw)
+        if await self._store.find_token(token_hash) is not None:
+            raise DuplicateError("token: this token is already in use", field="token")
+        stored = AppToken(
+            id=_new_id(),
+            app_id=app_id,
+            name=validate_name(name),
+            token_hash=token_hash,
+            last_4=raw[-4:],
+            created_at=self._clock.now(),
+        )
+        await self._store.put_token(stored)
+        return NewAppToken(token=stored, raw=Secret(raw))
+
+    async def list_tokens(self, app_id: str) -> builtins.list[AppToken]:
+        await self.get(app_id)
+        return await self._store.list_tokens(app_id)
+
+    async def revoke_token(self, token_id: str) -> None:
+        if not await self._store.delete_token(token_id):
+            raise NotFoundError(f"token: no token with id {token_id!r}", field="token")
+
+    async def authenticate(self, raw_token: str | Secret) -> App | None:
+        """The active app holding ``raw_token``, or None."""
+        raw = raw_token.reveal() if isinstance(raw_token, Secret) else raw_token
+        token = await self._store.find_token(hash_token(raw))
+        if token is None:
+            return None
+        app = await self._store.get_app(token.app_id)
+        return app if app is not None and app.is_active else None
+
+
+class WebhookManager:
+    """``kit.webhooks``: webhooks of apps."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: EventRegistry,
+        router: TransportRouter,
+        clock: Clock,
+        payloads: Callable[[], PayloadBuilder],
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._router = router
+        self._clock = clock
+        self._payloads = payloads
+
+    def _target(self, url: str) -> str:
+        validate_target_url(url, self._router.schemes)
+        self._router.validate(url)
+        return url
+
+    def _query(self, query: str | None) -> frozenset[str]:
+        """Validate ``query``; the events it infers (empty without a query)."""
+        if query is None:
+            return frozenset()
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidFieldError(
+                "subscription_query: must be a non-empty string or None",
+                field="subscription_query",
+            )
+        return self._payloads().prepare_query(query, self._registry)
+
+    async def create(
+        self,
+        app: App | str,
+        *,
+        target_url: str,
+        events: Iterable[str | EventType] = (),
+        name: str = "",
+        is_active: bool = True,
+        subscription_query: str | None = None,
+        secret_key: str | Secret | None = None,
+        custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    ) -> Webhook:
+        """Validate every field, then store; any rule broken raises before anything is kept."""
+        app_id = app.id if isinstance(app, App) else app
+        if await self._store.get_app(app_id) is None:
+            raise NotFoundError(f"app: no app with id {app_id!r}", field="app")
+        webhook = Webhook(
+            id=_new_id(),
+            app_id=app_id,
+            name=validate_name(name),
+            target_url=self._target(target_url),
+            is_active=bool(is_active),
+            events=validate_events(self._registry, events),
+            subscription_query=subscription_query,
+            query_events=self._query(subscription_query),
+            secret_key=validate_secret_key(secret_key),
+            custom_headers=validate_custom_headers(custom_headers),
+            created_at=self._clock.now(),
+        )
+        await self._store.put_webhook(webhook)
+        return webhook
+
+    async def get(self, webhook_id: str) -> Webhook:
+        webhook = await self._store.get_webhook(webhook_id)
+        if webhook is None:
+            raise NotFoundError(f"webhook: no webhook with id {webhook_id!r}", field="webhook")
+        return webhook
+
+    async def list(self, app: App | str | None = None) -> list[Webhook]:
+        app_id = app.id if isinstance(app, App) else app
+        return await self._store.list_webhooks(app_id)
+
+    async def update(
+        self,
+        webhook_id: str,
+        *,
+        target_url: str | _Unset = UNSET,
+        events: Iterable[str | EventType] | _Unset = UNSET,
+        name: str | _Unset = UNSET,
+        is_active: bool | _Unset = UNSET,
+        subscription_query: str | _Unset | None = UNSET,
+        secret_key: str | Secret | _Unset | None = UNSET,
+        custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | _Unset | None = UNSET,
+    ) -> Webhook:
+        webhook = await self.get(webhook_id)
+        changes: dict[str, Any] = {}
+        if not isinstance(target_url, _Unset):
+            changes["target_url"] = self._target(target_url)
+        if not isinstance(events, _Unset):
+            changes["events"] = validate_events(self._registry, events)
+        if not isinstance(name, _Unset):
+            changes["name"] = validate_name(name)
+        if not isinstance(is_active, _Unset):
+            changes["is_active"] = bool(is_active)
+        if not isinstance(subscription_query, _Unset):
+            changes["query_events"] = self._query(subscription_query)
+            changes["subscription_query"] = subscription_query
+        if not isinstance(secret_key, _Unset):
+            changes["secret_key"] = validate_secret_key(secret_key)
+        if not isinstance(custom_headers, _Unset):
+            changes["custom_headers"] = validate_custom_headers(custom_headers)
+        updated = dataclasses.replace(webhook, **changes)
+        await self._store.put_webhook(updated)
+        return updated
+
+    async def delete(self, webhook_id: str) -> None:
+        if not await self._store.delete_webhook(webhook_id):
+            raise NotFoundError(f"webhook: no webhook with id {webhook_id!r}", field="webhook")

@@ -1,0 +1,268 @@
+"""Apps, their tokens and webhooks: frozen values plus Saleor's validation rules.
+
+The rules live here as pure functions; :mod:`webhookkit._manage` applies them when apps and
+webhooks are created, updated or deleted through the dispatcher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from ._secret import REDACTED, Secret, redact_url
+from .events import EventRegistry, EventType
+from .exceptions import InvalidEventsError, InvalidFieldError, InvalidHeaderError, InvalidURLError
+
+__all__ = [
+    "App",
+    "AppToken",
+    "NewAppToken",
+    "Webhook",
+    "app_can_receive",
+    "hash_token",
+    "validate_custom_headers",
+    "validate_events",
+    "validate_target_url",
+]
+
+MAX_NAME_LENGTH = 255
+MAX_SECRET_KEY_LENGTH = 255
+MAX_URL_LENGTH = 2048
+MAX_CUSTOM_HEADERS = 5
+MAX_HEADER_LINE = 998
+NOTIFY_USER = "notify_user"
+
+_HEADER_KEY_RE = re.compile(r"^[\x21-\x39\x3b-\x7e]+$")  # printable ASCII, no ':' or space
+_HEADER_VALUE_RE = re.compile(r"^[\x20-\x7e\t]*$")  # printable ASCII, space and tab
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A receiver of webhooks with a set of permissions (Saleor's App)."""
+
+    id: str
+    name: str
+    is_active: bool = True
+    permissions: frozenset[str] = frozenset()
+    identifier: str | None = None
+    created_at: datetime | None = None
+
+    def has_permission(self, permission: str | None) -> bool:
+        return permission is None or permission in self.permissions
+
+
+@dataclass(frozen=True, slots=True)
+class AppToken:
+    """A stored app token: only the SHA-256 hash and the last four characters are kept."""
+
+    id: str
+    app_id: str
+    name: str
+    token_hash: str = field(repr=False)
+    last_4: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAppToken:
+    """Returned once by token creation: ``raw.reveal()`` is the only copy of the token."""
+
+    token: AppToken
+    raw: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A subscription of an app to events, delivered to ``target_url``.
+
+    ``events`` holds the wire values named explicitly (``order_created``, ``any_events``);
+    ``query_events`` those inferred from ``subscription_query``. Saleor's precedence applies:
+    explicit events if any, else the inferred ones. ``custom_headers`` are stored with
+    lowercased keys. ``secret_key`` switches the signature from JWS to HMAC.
+    """
+
+    id: str
+    app_id: str
+    target_url: str
+    name: str = ""
+    is_active: bool = True
+    events: frozenset[str] = frozenset()
+    subscription_query: str | None = None
+    secret_key: Secret | None = None
+    custom_headers: tuple[tuple[str, str], ...] = ()
+    query_events: frozenset[str] = frozenset()
+    created_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        headers = tuple(
+            (k, REDACTED if k.startswith("authorization") or k == "brokerproperties" else v)
+            for k, v in self.custom_headers
+        )
+        return (
+            f"Webhook(id={self.id!r}, app_id={self.app_id!r}, name={self.name!r}, "
+            f"target_url={redact_url(self.target_url)!r}, is_active={self.is_active!r}, "
+            f"events={sorted(self.subscribed_events)!r}, "
+            f"has_query={self.subscription_query is not None}, "
+            f"secret_key={REDACTED if self.secret_key else None}, custom_headers={headers!r})"
+        )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self.custom_headers)
+
+    @property
+    def subscribed_events(self) -> frozenset[str]:
+        return self.events or self.query_events
+
+    def subscribes_to(self, registry: EventRegistry, event: EventType) -> bool:
+        return any(registry.matches(value, event) for value in self.subscribed_events)
+
+
+def hash_token(raw: str) -> str:
+    """SHA-256 hex of a raw token: tokens carry 190+ bits of entropy, so no salt is needed."""
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def app_can_receive(app: App | None, webhook: Webhook, event: EventType) -> bool:
+    """Saleor's rule at the moment of the event: webhook active, app active (lifecycle events
+    excepted) and holding the event's permission."""
+    if app is None or not webhook.is_active:
+        return False
+    if not app.is_active and not event.is_app_lifecycle:
+        return False
+    return app.has_permission(event.permission)
+
+
+# -- validation rules (each raises a ConfigurationError subclass naming the field) -----------
+
+
+def validate_name(name: str, *, field_name: str = "name") -> str:
+    if not isinstance(name, str):
+        raise InvalidFieldError(f"{field_name}: must be a string", field=field_name)
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidFieldError(
+            f"{field_name}: {len(name)} characters, at most {MAX_NAME_LENGTH} allowed",
+            field=field_name,
+        )
+    return name
+
+
+def validate_target_url(url: str, schemes: Collection[str]) -> str:
+    """Parse ``url``; its scheme must have a registered transport and, for HTTP, a host."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidURLError("target_url: must be a non-empty URL", field="target_url")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidURLError(
+            f"target_url: {len(url)} characters, at most {MAX_URL_LENGTH}", field="target_url"
+        )
+    if any(c.isspace() or ord(c) < 0x20 for c in url):
+        raise InvalidURLError(
+            "target_url: contains whitespace or control characters", field="target_url"
+        )
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise InvalidURLError(
+            f"target_url: {shown!r} is malformed: {exc}", field="target_url"
+        ) from None
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise InvalidURLError(
+            f"target_url: {shown!r} has no scheme (expected one of {sorted(schemes)})",
+            field="target_url",
+        )
+    if scheme not in schemes:
+        raise InvalidURLError(
+            f"target_url: no transport for scheme {scheme!r} (registered: {sorted(schemes)})",
+            field="target_url",
+        )
+    if scheme in {"http", "https"} and not parts.hostname:
+        raise InvalidURLError(f"target_url: {shown!r} has no host", field="target_url")
+    return url
+
+
+def validate_events(registry: EventRegistry, events: Iterable[str | EventType]) -> frozenset[str]:
+    """Normalise names to wire values; unknown names and a mixed NOTIFY_USER are errors."""
+    if isinstance(events, str):
+        raise InvalidEventsError(
+            "events: expected a list of event names, got a single string", field="events"
+        )
+    values = frozenset(registry.normalize(e, field="events") for e in events)
+    if NOTIFY_USER in values and len(values) > 1:
+        others = sorted(v.upper() for v in values - {NOTIFY_USER})
+        raise InvalidEventsError(
+            f"events: NOTIFY_USER must be the only event of its webhook, found also {others}",
+            field="events",
+        )
+    return values
+
+
+def validate_custom_headers(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+) -> tuple[tuple[str, str], ...]:
+    """Saleor's rules: at most 5; key + value + 2 <= 998; keys printable ASCII without ':' or
+    space, starting ``x-`` or ``authorization`` or equal to ``brokerproperties``; values
+    printable ASCII, space, tab. Keys are returned lowercased."""
+    if headers is None:
+        return ()
+    items = list(headers.items() if isinstance(headers, Mapping) else headers)
+    if len(items) > MAX_CUSTOM_HEADERS:
+        raise InvalidHeaderError(
+            f"custom_headers: {len(items)} headers given, at most {MAX_CUSTOM_HEADERS} allowed",
+            field="custom_headers",
+        )
+    result: dict[str, str] = {}
+    for key, value in items:
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidHeaderError(
+                "custom_headers: keys and values must be strings", field="custom_headers"
+            )
+        where = f"custom_headers[{key!r}]"
+        if not _HEADER_KEY_RE.match(key):
+            raise InvalidHeaderError(
+                f"{where}: key must be printable ASCII without ':' or spaces",
+                field="custom_headers",
+            )
+        lower = key.lower()
+        if not (
+            lower.startswith("x-")
+            or lower.startswith("authorization")
+            or lower == "brokerproperties"
+        ):
+            raise InvalidHeaderError(
+                f"{where}: key must start with 'X-' or 'Authorization', or be 'BrokerProperties'",
+                field="custom_headers",
+            )
+        if not _HEADER_VALUE_RE.match(value):
+            raise InvalidHeaderError(
+                f"{where}: value must be printable ASCII, spaces or tabs", field="custom_headers"
+            )
+        if len(key) + len(value) + 2 > MAX_HEADER_LINE:
+            raise InvalidHeaderError(
+                f"{where}: key + value is {len(key) + len(value) + 2} characters with ': ', "
+                f"at most {MAX_HEADER_LINE} allowed",
+                field="custom_headers",
+            )
+        if lower in result:
+            raise InvalidHeaderError(f"{where}: duplicate key", field="custom_headers")
+        result[lower] = value
+    return tuple(result.items())
+
+
+def validate_secret_key(secret_key: str | Secret | None) -> Secret | None:
+    if secret_key is None:
+        return None
+    raw = secret_key.reveal() if isinstance(secret_key, Secret) else secret_key
+    if not isinstance(raw, str) or not raw:
+        raise InvalidFieldError("secret_key: must be a non-empty string", field="secret_key")
+    if len(raw) > MAX_SECRET_KEY_LENGTH:
+        raise InvalidFieldError(
+            f"secret_key: at most {MAX_SECRET_KEY_LENGTH} characters", field="secret_key"
+        )
+    return Secret(raw)

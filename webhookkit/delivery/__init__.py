@@ -1,0 +1,1 @@
+"""Delivery records, retry policies and the scheduler that sends due deliveries."""

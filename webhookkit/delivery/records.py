@@ -1,0 +1,78 @@
+"""The records a delivery leaves: the payload, the delivery and each attempt."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["Attempt", "AttemptStatus", "Delivery", "DeliveryStatus", "Payload", "excerpt"]
+
+EXCERPT_LIMIT = 1024
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class AttemptStatus(enum.StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One body, shared by every delivery whose webhook got the same bytes."""
+
+    id: str
+    event: str
+    body: bytes = field(repr=False)
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event for one webhook; ``next_try_at`` is when the scheduler may send it next."""
+
+    id: str
+    payload_id: str
+    webhook_id: str
+    app_id: str
+    event: str
+    created_at: datetime
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    next_try_at: datetime | None = None
+    attempts: int = 0
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status is not DeliveryStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try: outcome, HTTP status if any, duration, redacted headers, response excerpt."""
+
+    id: str
+    delivery_id: str
+    number: int
+    created_at: datetime
+    status: AttemptStatus
+    duration: float
+    response_status_code: int | None = None
+    response_excerpt: str = ""
+    request_headers: tuple[tuple[str, str], ...] = ()
+    response_headers: tuple[tuple[str, str], ...] = ()
+    error_kind: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters with ``...`` appended when cut (Saleor's rule)."""
+    return text if len(text) <= limit else text[:limit] + "..."

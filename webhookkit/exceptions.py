@@ -1,0 +1,152 @@
+"""The exception tree of webhookkit: everything raised on purpose derives from one root.
+
+::
+
+    WebhookKitError
+    +-- ConfigurationError (ValueError)   bad input at build time; nothing is stored
+    |   +-- UnknownEventError              event name not in the registry (.suggestions)
+    |   +-- UnknownPermissionError         permission name not known to the registry
+    |   +-- InvalidURLError                target URL malformed or its scheme has no transport
+    |   +-- InvalidHeaderError             custom header breaks Saleor's rules
+    |   +-- InvalidEventsError             event list breaks a rule (NOTIFY_USER alone, ...)
+    |   +-- InvalidFieldError              any other field out of range (name length, ...)
+    |   +-- InvalidKeyError                signing key unusable (size, type, PEM)
+    |   +-- PayloadError                   no payload and no serializer, or not JSON-encodable
+    |   +-- NotFoundError                  app / webhook / token id unknown
+    |   +-- DuplicateError                 an object with the same identity already exists
+    +-- DeliveryError                      one attempt failed: recorded, retried or given up
+    |   +-- TransportError (.retryable)
+    |   |   +-- ConnectError               could not connect (DNS, refused, TLS)
+    |   |   +-- DeliveryTimeoutError       connect or response timeout
+    |   +-- RejectedError (.status_code)   the receiver answered with a non-2xx status
+    +-- SignatureError                     the only thing a verifier raises
+    +-- StoreError                         the store failed or was used after close
+
+Every message names the field (or header, or event) at fault and says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectError",
+    "DeliveryError",
+    "DeliveryTimeoutError",
+    "DuplicateError",
+    "InvalidEventsError",
+    "InvalidFieldError",
+    "InvalidHeaderError",
+    "InvalidKeyError",
+    "InvalidURLError",
+    "NotFoundError",
+    "PayloadError",
+    "RejectedError",
+    "SignatureError",
+    "StoreError",
+    "TransportError",
+    "UnknownEventError",
+    "UnknownPermissionError",
+    "WebhookKitError",
+]
+
+
+class WebhookKitError(Exception):
+    """Root of every exception webhookkit raises on purpose."""
+
+
+class ConfigurationError(WebhookKitError, ValueError):
+    """Invalid input when building or changing configuration; never retried.
+
+    ``field`` names the input at fault (``"target_url"``, ``"custom_headers"``...).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownEventError(ConfigurationError):
+    """An event name, value or GraphQL type the registry does not know."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = (), *, field: str = "event") -> None:
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"{field}: unknown event {name!r}{hint}", field=field)
+        self.name = name
+        self.suggestions = tuple(suggestions)
+
+
+class UnknownPermissionError(ConfigurationError):
+    """A permission name that is neither Saleor's nor registered by the host."""
+
+
+class InvalidURLError(ConfigurationError):
+    """A target URL that cannot be parsed or whose scheme has no transport."""
+
+
+class InvalidHeaderError(ConfigurationError):
+    """A custom header that breaks Saleor's rules (count, size, characters, allowed keys)."""
+
+
+class InvalidEventsError(ConfigurationError):
+    """An event list that breaks a rule, such as NOTIFY_USER mixed with other events."""
+
+
+class InvalidFieldError(ConfigurationError):
+    """A field outside its allowed range (name too long, empty permission list, ...)."""
+
+
+class InvalidKeyError(ConfigurationError):
+    """A signing key that cannot be loaded or is unfit (too short, wrong type)."""
+
+
+class PayloadError(ConfigurationError):
+    """No payload could be built: none given, no serializer, or not JSON-encodable."""
+
+
+class NotFoundError(ConfigurationError):
+    """An app, webhook or token id that does not exist."""
+
+
+class DuplicateError(ConfigurationError):
+    """An object with the same identity already exists (a token, an app identifier)."""
+
+
+class DeliveryError(WebhookKitError):
+    """One delivery attempt failed; the scheduler records it and retries or gives up."""
+
+    retryable: bool = False
+
+
+class TransportError(DeliveryError):
+    """The transport could not hand the message over; ``retryable`` says what happens next."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ConnectError(TransportError):
+    """No connection could be made (DNS failure, refused, reset, TLS handshake)."""
+
+
+class DeliveryTimeoutError(TransportError):
+    """The connect or the response timeout ran out."""
+
+
+class RejectedError(DeliveryError):
+    """The receiver answered with a status that is not 2xx."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"receiver answered HTTP {status_code}")
+        self.status_code = status_code
+        self.retryable = status_code >= 500
+
+
+class SignatureError(WebhookKitError):
+    """A signature could not be verified; the only exception a verifier raises."""
+
+
+class StoreError(WebhookKitError):
+    """The store failed, or was used after it was closed."""

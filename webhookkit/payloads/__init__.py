@@ -1,0 +1,143 @@
+"""Payload building: the seam between a trigger and the bytes each webhook receives.
+
+A :class:`PayloadBuilder` turns one trigger into groups of webhooks that share one body. The
+default :class:`SerializerPayloads` uses the payload the caller passed or a serializer the host
+registered per event; the GraphQL subscription resolver plugs in behind the same protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import inspect
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ..apps import App, Webhook
+from ..events import EventRegistry, EventType
+from ..exceptions import ConfigurationError, PayloadError
+
+__all__ = [
+    "PayloadBuilder",
+    "PayloadGroup",
+    "PayloadRequest",
+    "Serializer",
+    "SerializerPayloads",
+    "encode_json",
+]
+
+Serializer = Callable[[Any, EventType], Any | Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadRequest:
+    """One trigger as the builder sees it: the event, its subject and the receiving webhooks."""
+
+    event: EventType
+    subject: Any
+    payload: Any
+    targets: Sequence[tuple[Webhook, App]]
+    issued_at: _dt.datetime
+    requestor: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadGroup:
+    """Webhooks that receive the same ``body``; ``None`` means an empty result (no delivery),
+    and ``reason`` says why."""
+
+    body: bytes | None
+    webhooks: tuple[Webhook, ...]
+    reason: str = ""
+
+
+@runtime_checkable
+class PayloadBuilder(Protocol):
+    async def build(self, request: PayloadRequest) -> list[PayloadGroup]:
+        """Group the request's webhooks by the body each gets."""
+        ...
+
+    def prepare_query(self, query: str, registry: EventRegistry) -> frozenset[str]:
+        """Validate a subscription query at webhook create/update; return inferred events."""
+        ...
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, _dt.datetime | _dt.date | _dt.time):
+        return obj.isoformat()
+    if isinstance(obj, decimal.Decimal | uuid.UUID):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def encode_json(obj: Any, *, where: str = "payload") -> bytes:
+    """Compact UTF-8 JSON; datetimes, decimals, UUIDs, enums and dataclasses are converted."""
+    if isinstance(obj, bytes | bytearray | memoryview):
+        data = bytes(obj)
+        try:
+            json.loads(data)
+        except ValueError as exc:
+            raise PayloadError(f"{where}: bytes are not valid JSON ({exc})", field=where) from None
+        return data
+    if isinstance(obj, str):
+        return encode_json(obj.encode("utf-8"), where=where)
+    try:
+        return json.dumps(
+            obj, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False
+        ).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"{where}: cannot encode as JSON: {exc}", field=where) from None
+
+
+class SerializerPayloads:
+    """Bodies from the caller's ``payload`` or from a serializer registered for the event."""
+
+    def __init__(self, serializers: Mapping[str, Serializer] | None = None) -> None:
+        self._serializers: dict[str, Serializer] = dict(serializers or {})
+        self._fallback: Serializer | None = None
+
+    def register(self, event: EventType | None, serializer: Serializer) -> None:
+        """Serializer for ``event``; ``None`` sets the fallback used for every other event."""
+        if event is None:
+            self._fallback = serializer
+        else:
+            self._serializers[event.value] = serializer
+
+    async def body_for(self, request: PayloadRequest) -> bytes:
+        if request.payload is not None:
+            return encode_json(request.payload)
+        serializer = self._serializers.get(request.event.value, self._fallback)
+        if serializer is None:
+            raise PayloadError(
+                f"payload: none given for {request.event.name} and no serializer registered; "
+                "pass payload=... or register one with kit.register_serializer()",
+                field="payload",
+            )
+        result = serializer(request.subject, request.event)
+        if inspect.isawaitable(result):
+            result = await result
+        return encode_json(result, where=f"serializer for {request.event.name}")
+
+    async def build(self, request: PayloadRequest) -> list[PayloadGroup]:
+        if not request.targets:
+            return []
+        body = await self.body_for(request)
+        return [PayloadGroup(body=body, webhooks=tuple(w for w, _ in request.targets))]
+
+    def prepare_query(self, query: str, registry: EventRegistry) -> frozenset[str]:
+        raise ConfigurationError(
+            "subscription_query: no GraphQL schema configured; pass schema=... to WebhookKit "
+            "to use subscription queries",
+            field="subscription_query",
+        )

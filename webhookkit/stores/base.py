@@ -1,0 +1,87 @@
+"""The store protocol: configuration (apps, tokens, webhooks) and the delivery records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+from ..apps import App, AppToken, Webhook
+from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+
+__all__ = ["DeliveryQuery", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    """Filters for :meth:`Store.list_deliveries`; ``None`` means any."""
+
+    webhook_id: str | None = None
+    status: DeliveryStatus | None = None
+    event: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Everything webhookkit persists. Every method is async; none blocks the event loop."""
+
+    # configuration -----------------------------------------------------------------------
+    async def put_app(self, app: App) -> None: ...
+    async def get_app(self, app_id: str) -> App | None: ...
+    async def list_apps(self) -> list[App]: ...
+    async def delete_app(self, app_id: str) -> None:
+        """Delete the app with its tokens and webhooks."""
+        ...
+
+    async def put_token(self, token: AppToken) -> None: ...
+    async def find_token(self, token_hash: str) -> AppToken | None: ...
+    async def list_tokens(self, app_id: str) -> list[AppToken]: ...
+    async def delete_token(self, token_id: str) -> bool: ...
+
+    async def put_webhook(self, webhook: Webhook) -> None: ...
+    async def get_webhook(self, webhook_id: str) -> Webhook | None: ...
+    async def list_webhooks(self, app_id: str | None = None) -> list[Webhook]: ...
+    async def delete_webhook(self, webhook_id: str) -> bool: ...
+
+    # deliveries --------------------------------------------------------------------------
+    async def add_deliveries(
+        self, payloads: Sequence[Payload], deliveries: Sequence[Delivery]
+    ) -> None:
+        """Write payloads and their deliveries in one batch, all or nothing."""
+        ...
+
+    async def get_payload(self, payload_id: str) -> Payload | None: ...
+    async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
+    async def list_deliveries(self, query: DeliveryQuery | None = None) -> list[Delivery]: ...
+    async def list_attempts(self, delivery_id: str) -> list[Attempt]: ...
+
+    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
+        """Up to ``limit`` pending deliveries due at ``now``, leased until ``now + lease``."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """The earliest time a pending delivery becomes claimable, or None."""
+        ...
+
+    async def finish_attempt(
+        self,
+        delivery_id: str,
+        attempt: Attempt,
+        *,
+        status: DeliveryStatus,
+        next_try_at: datetime | None,
+        now: datetime,
+    ) -> Delivery:
+        """Record ``attempt``, set the delivery's status and next try, and drop its lease."""
+        ...
+
+    async def release(self, delivery_ids: Sequence[str]) -> None:
+        """Drop the leases of deliveries that were claimed but not attempted."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,213 @@
+"""The default store: everything in process memory, lost on exit. No server, no files."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from ..apps import App, AppToken, Webhook
+from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+from ..exceptions import StoreError
+from .base import DeliveryQuery
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Dict-backed store; due deliveries are found through a heap keyed by next-try time."""
+
+    def __init__(self) -> None:
+        self._apps: dict[str, App] = {}
+        self._tokens: dict[str, AppToken] = {}
+        self._token_by_hash: dict[str, str] = {}
+        self._webhooks: dict[str, Webhook] = {}
+        self._payloads: dict[str, Payload] = {}
+        self._deliveries: dict[str, Delivery] = {}
+        self._attempts: dict[str, list[Attempt]] = {}
+        self._due: list[tuple[datetime, str]] = []
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("store: used after aclose()")
+
+    # configuration -----------------------------------------------------------------------
+    async def put_app(self, app: App) -> None:
+        self._check()
+        self._apps[app.id] = app
+
+    async def get_app(self, app_id: str) -> App | None:
+        return self._apps.get(app_id)
+
+    async def list_apps(self) -> list[App]:
+        return list(self._apps.values())
+
+    async def delete_app(self, app_id: str) -> None:
+        self._check()
+        self._apps.pop(app_id, None)
+        for token in [t for t in self._tokens.values() if t.app_id == app_id]:
+            await self.delete_token(token.id)
+        for webhook in [w for w in self._webhooks.values() if w.app_id == app_id]:
+            del self._webhooks[webhook.id]
+
+    async def put_token(self, token: AppToken) -> None:
+        self._check()
+        if self._token_by_hash.get(token.token_hash, token.id) != token.id:
+            raise StoreError("token: a token with the same value already exists")
+        self._tokens[token.id] = token
+        self._token_by_hash[token.token_hash] = token.id
+
+    async def find_token(self, token_hash: str) -> AppToken | None:
+        token_id = self._token_by_hash.get(token_hash)
+        return self._tokens.get(token_id) if token_id else None
+
+    async def list_tokens(self, app_id: str) -> list[AppToken]:
+        return [t for t in self._tokens.values() if t.app_id == app_id]
+
+    async def delete_token(self, token_id: str) -> bool:
+        self._check()
+        token = self._tokens.pop(token_id, None)
+        if token is None:
+            return False
+        self._token_by_hash.pop(token.token_hash, None)
+        return True
+
+    async def put_webhook(self, webhook: Webhook) -> None:
+        self._check()
+        self._webhooks[webhook.id] = webhook
+
+    async def get_webhook(self, webhook_id: str) -> Webhook | None:
+        return self._webhooks.get(webhook_id)
+
+    async def list_webhooks(self, app_id: str | None = None) -> list[Webhook]:
+        return [w for w in self._webhooks.values() if app_id is None or w.app_id == app_id]
+
+    async def delete_webhook(self, webhook_id: str) -> bool:
+        self._check()
+        return self._webhooks.pop(webhook_id, None) is not None
+
+    # deliveries --------------------------------------------------------------------------
+    async def add_deliveries(
+        self, payloads: Sequence[Payload], deliveries: Sequence[Delivery]
+    ) -> None:
+        self._check()
+        known = {p.id for p in payloads} | self._payloads.keys()
+        for delivery in deliveries:
+            if delivery.payload_id not in known:
+                raise StoreError(f"delivery {delivery.id}: payload {delivery.payload_id} missing")
+        for payload in payloads:
+            self._payloads[payload.id] = payload
+        for delivery in deliveries:
+            self._deliveries[delivery.id] = delivery
+            if delivery.status is DeliveryStatus.PENDING:
+                due = delivery.next_try_at or delivery.created_at
+                heapq.heappush(self._due, (due, delivery.id))
+
+    async def get_payload(self, payload_id: str) -> Payload | None:
+        return self._payloads.get(payload_id)
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        return self._deliveries.get(delivery_id)
+
+    async def list_deliveries(self, query: DeliveryQuery | None = None) -> list[Delivery]:
+        query = query or DeliveryQuery()
+        found = [
+            d
+            for d in self._deliveries.values()
+            if (query.webhook_id is None or d.webhook_id == query.webhook_id)
+            and (query.status is None or d.status is query.status)
+            and (query.event is None or d.event == query.event)
+            and (query.created_after is None or d.created_at >= query.created_after)
+            and (query.created_before is None or d.created_at < query.created_before)
+        ]
+        found.sort(key=lambda d: (d.created_at, d.id))
+        return found[query.offset : query.offset + query.limit]
+
+    async def list_attempts(self, delivery_id: str) -> list[Attempt]:
+        return list(self._attempts.get(delivery_id, ()))
+
+    def _due_at(self, delivery: Delivery) -> datetime:
+        due = delivery.next_try_at or delivery.created_at
+        if delivery.lease_until is not None and delivery.lease_until > due:
+            return delivery.lease_until
+        return due
+
+    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
+        self._check()
+        claimed: list[Delivery] = []
+        while self._due and len(claimed) < limit:
+            due, delivery_id = self._due[0]
+            if due > now:
+                break
+            heapq.heappop(self._due)
+            delivery = self._deliveries.get(delivery_id)
+            # Lazy deletion: skip heap entries that no longer describe the delivery.
+            if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+                continue
+            if self._due_at(delivery) != due:
+                continue
+            leased = replace(delivery, lease_until=now + lease)
+            self._deliveries[delivery_id] = leased
+            heapq.heappush(self._due, (now + lease, delivery_id))
+            claimed.append(leased)
+        return claimed
+
+    async def next_due(self) -> datetime | None:
+        while self._due:
+            due, delivery_id = self._due[0]
+            delivery = self._deliveries.get(delivery_id)
+            if (
+                delivery is not None
+                and delivery.status is DeliveryStatus.PENDING
+                and self._due_at(delivery) == due
+            ):
+                return due
+            heapq.heappop(self._due)
+        return None
+
+    async def finish_attempt(
+        self,
+        delivery_id: str,
+        attempt: Attempt,
+        *,
+        status: DeliveryStatus,
+        next_try_at: datetime | None,
+        now: datetime,
+    ) -> Delivery:
+        self._check()
+        delivery = self._deliveries.get(delivery_id)
+        if delivery is None:
+            raise StoreError(f"delivery {delivery_id}: not found")
+        updated = replace(
+            delivery,
+            status=status,
+            attempts=delivery.attempts + 1,
+            next_try_at=next_try_at,
+            lease_until=None,
+            last_error=attempt.error,
+            updated_at=now,
+        )
+        self._deliveries[delivery_id] = updated
+        self._attempts.setdefault(delivery_id, []).append(attempt)
+        if status is DeliveryStatus.PENDING:
+            heapq.heappush(self._due, (next_try_at or now, delivery_id))
+        return updated
+
+    async def release(self, delivery_ids: Sequence[str]) -> None:
+        for delivery_id in delivery_ids:
+            delivery = self._deliveries.get(delivery_id)
+            if delivery is not None and delivery.status is DeliveryStatus.PENDING:
+                released = replace(delivery, lease_until=None)
+                self._deliveries[delivery_id] = released
+                heapq.heappush(self._due, (self._due_at(released), delivery_id))
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return (
+            f"MemoryStore(apps={len(self._apps)}, webhooks={len(self._webhooks)}, "
+            f"deliveries={len(self._deliveries)})"
+        )

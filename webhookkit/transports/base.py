@@ -1,0 +1,131 @@
+"""What a transport receives and returns, the base class, and the router by URL scheme."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from .._secret import redact_url
+from ..exceptions import ConfigurationError, InvalidURLError
+
+__all__ = ["OutboundMessage", "Timeouts", "Transport", "TransportResult", "TransportRouter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Connect and total budget in seconds (Saleor: 2 s to connect, 20 s in all)."""
+
+    connect: float = 2.0
+    total: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.connect <= self.total):
+            raise ConfigurationError(
+                f"timeouts: need 0 < connect ({self.connect}) <= total ({self.total})",
+                field="timeouts",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One signed body on its way to one webhook's target."""
+
+    url: str = field(repr=False)
+    body: bytes = field(repr=False)
+    event: str
+    domain: str
+    api_url: str
+    signature: str | None = field(default=None, repr=False)
+    custom_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    delivery_id: str = ""
+    webhook_id: str = ""
+    timeouts: Timeouts = Timeouts()
+
+    @property
+    def target(self) -> str:
+        """The URL with any credentials redacted, fit for logs and records."""
+        return redact_url(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class TransportResult:
+    """What came back. ``status_code`` is None for transports without one (queues)."""
+
+    ok: bool
+    status_code: int | None = None
+    response_excerpt: str = ""
+    request_headers: tuple[tuple[str, str], ...] = ()
+    response_headers: tuple[tuple[str, str], ...] = ()
+    retryable: bool = False
+    message_id: str | None = None
+
+
+class Transport(abc.ABC):
+    """Sends messages for some URL schemes; owns its connections, released by ``aclose``.
+
+    ``send`` returns a result for any answer the receiver gave (2xx or not) and raises a
+    :class:`~webhookkit.exceptions.TransportError` when no answer could be had.
+    """
+
+    schemes: ClassVar[frozenset[str]] = frozenset()
+
+    def validate_url(self, url: str) -> None:  # noqa: B027 - optional hook, empty by default
+        """Raise :class:`InvalidURLError` if ``url`` is unusable; called at webhook creation."""
+
+    @abc.abstractmethod
+    async def send(self, message: OutboundMessage) -> TransportResult: ...
+
+    async def aclose(self) -> None:  # noqa: B027 - transports without resources need nothing
+        """Release connections and clients."""
+
+
+class TransportRouter:
+    """Picks the transport for a URL by its scheme; hosts mount their own schemes."""
+
+    def __init__(self, transports: Iterable[Transport] = ()) -> None:
+        self._by_scheme: dict[str, Transport] = {}
+        for transport in transports:
+            self.mount(transport)
+
+    def mount(self, transport: Transport, schemes: Iterable[str] | None = None) -> None:
+        """Route ``schemes`` (default: ``transport.schemes``) to ``transport``."""
+        names = list(schemes if schemes is not None else transport.schemes)
+        if not names:
+            raise ConfigurationError(
+                f"transports: {type(transport).__name__} declares no URL scheme",
+                field="transports",
+            )
+        for scheme in names:
+            self._by_scheme[scheme.lower()] = transport
+
+    @property
+    def schemes(self) -> frozenset[str]:
+        return frozenset(self._by_scheme)
+
+    @property
+    def mounted(self) -> Mapping[str, Transport]:
+        return dict(self._by_scheme)
+
+    def for_url(self, url: str) -> Transport:
+        scheme = urlsplit(url).scheme.lower()
+        transport = self._by_scheme.get(scheme)
+        if transport is None:
+            raise InvalidURLError(
+                f"target_url: no transport for scheme {scheme!r} in {redact_url(url)!r} "
+                f"(registered: {sorted(self._by_scheme)})",
+                field="target_url",
+            )
+        return transport
+
+    def validate(self, url: str) -> None:
+        self.for_url(url).validate_url(url)
+
+    async def aclose(self) -> None:
+        seen: set[int] = set()
+        for transport in self._by_scheme.values():
+            if id(transport) not in seen:
+                seen.add(id(transport))
+                await transport.aclose()
