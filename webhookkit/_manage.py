@@ -20,6 +20,7 @@ from .apps import (
     validate_events,
     validate_name,
     validate_secret_key,
+    validate_signing_profile,
     validate_target_url,
 )
 from .clock import Clock
@@ -27,7 +28,7 @@ from .events import EventRegistry, EventType
 from .exceptions import DuplicateError, InvalidFieldError, NotFoundError
 from .payloads import PayloadBuilder
 from .stores.base import Store
-from .transports.base import TransportRouter
+from .transports.base import Timeouts, TransportRouter
 
 __all__ = ["AppManager", "WebhookManager"]
 
@@ -214,6 +215,8 @@ class WebhookManager:
         subscription_query: str | None = None,
         secret_key: str | Secret | None = None,
         custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        signing_profile: str = "saleor",
+        timeouts: Timeouts | None = None,
     ) -> Webhook:
         """Validate every field, then store; any rule broken raises before anything is kept."""
         app_id = app.id if isinstance(app, App) else app
@@ -230,6 +233,8 @@ class WebhookManager:
             query_events=self._query(subscription_query),
             secret_key=validate_secret_key(secret_key),
             custom_headers=validate_custom_headers(custom_headers),
+            signing_profile=validate_signing_profile(signing_profile),
+            timeouts=timeouts,
             created_at=self._clock.now(),
         )
         await self._store.put_webhook(webhook)
@@ -256,6 +261,8 @@ class WebhookManager:
         subscription_query: str | _Unset | None = UNSET,
         secret_key: str | Secret | _Unset | None = UNSET,
         custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | _Unset | None = UNSET,
+        signing_profile: str | _Unset = UNSET,
+        timeouts: Timeouts | _Unset | None = UNSET,
     ) -> Webhook:
         webhook = await self.get(webhook_id)
         changes: dict[str, Any] = {}
@@ -274,6 +281,10 @@ class WebhookManager:
             changes["secret_key"] = validate_secret_key(secret_key)
         if not isinstance(custom_headers, _Unset):
             changes["custom_headers"] = validate_custom_headers(custom_headers)
+        if not isinstance(signing_profile, _Unset):
+            changes["signing_profile"] = validate_signing_profile(signing_profile)
+        if not isinstance(timeouts, _Unset):
+            changes["timeouts"] = timeouts
         updated = dataclasses.replace(webhook, **changes)
         await self._store.put_webhook(updated)
         return updated

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from ._secret import REDACTED, Secret, redact_url
 from .events import EventRegistry, EventType
 from .exceptions import InvalidEventsError, InvalidFieldError, InvalidHeaderError, InvalidURLError
+from .transports.base import Timeouts
 
 __all__ = [
     "App",
@@ -95,6 +96,8 @@ class Webhook:
     secret_key: Secret | None = None
     custom_headers: tuple[tuple[str, str], ...] = ()
     query_events: frozenset[str] = frozenset()
+    signing_profile: str = "saleor"
+    timeouts: Timeouts | None = None
     created_at: datetime | None = None
 
     def __repr__(self) -> str:
@@ -253,6 +256,18 @@ def validate_custom_headers(
             raise InvalidHeaderError(f"{where}: duplicate key", field="custom_headers")
         result[lower] = value
     return tuple(result.items())
+
+
+SIGNING_PROFILES = frozenset({"saleor", "standard-webhooks"})
+
+
+def validate_signing_profile(profile: str) -> str:
+    if profile not in SIGNING_PROFILES:
+        raise InvalidFieldError(
+            f"signing_profile: {profile!r} is not one of {sorted(SIGNING_PROFILES)}",
+            field="signing_profile",
+        )
+    return profile
 
 
 def validate_secret_key(secret_key: str | Secret | None) -> Secret | None:

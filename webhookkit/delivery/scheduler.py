@@ -203,7 +203,7 @@ class Scheduler:
                     custom_headers=webhook.custom_headers,
                     delivery_id=delivery.id,
                     webhook_id=webhook.id,
-                    timeouts=self._timeouts,
+                    timeouts=webhook.timeouts or self._timeouts,
                 )
                 result = await transport.send(message)
                 retryable = result.retryable

@@ -40,6 +40,10 @@ class OutboundMessage:
     api_url: str
     signature: str | None = field(default=None, repr=False)
     custom_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: Headers a signing profile adds (Standard Webhooks' ``webhook-id``...), before custom ones.
+    signature_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: Key for ordered delivery on queues (SQS group id, Pub/Sub ordering key); None = default.
+    ordering_key: str | None = None
     delivery_id: str = ""
     webhook_id: str = ""
     timeouts: Timeouts = Timeouts()

@@ -29,6 +29,7 @@ def saleor_headers(message: OutboundMessage) -> list[tuple[str, str]]:
     if message.signature is not None:
         headers.append(("Saleor-Signature", message.signature))
     headers.append(("Saleor-Api-Url", message.api_url))
+    headers += message.signature_headers
     position = {name.lower(): i for i, (name, _) in enumerate(headers)}
     for key, value in message.custom_headers:
         if key == "content-type":  # never overridable; validation refuses it anyway
