@@ -1,0 +1,284 @@
+"""Saleor's rules for apps, tokens and webhooks: each rule, each typed error, nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Receiver
+
+from webhookkit import (
+    ANY_EVENTS,
+    DuplicateError,
+    InvalidEventsError,
+    InvalidFieldError,
+    InvalidHeaderError,
+    InvalidURLError,
+    NotFoundError,
+    UnknownEventError,
+    UnknownPermissionError,
+    WebhookKit,
+)
+from webhookkit.apps import validate_custom_headers
+
+
+async def make_app(kit: WebhookKit, **kwargs: Any) -> str:
+    app = await kit.apps.create("shop-sync", permissions=["MANAGE_ORDERS"], **kwargs)
+    return app.id
+
+
+# -- apps ---------------------------------------------------------------------------------
+
+
+async def test_app_create_update_delete_round_trip(kit: WebhookKit) -> None:
+    app = await kit.apps.create("ERP", permissions=["manage_orders"], identifier="erp.app")
+    assert app.permissions == frozenset({"MANAGE_ORDERS"})
+    assert await kit.apps.get(app.id) == app
+    updated = await kit.apps.update(app.id, is_active=False, permissions=["MANAGE_PRODUCTS"])
+    assert not updated.is_active
+    assert updated.permissions == frozenset({"MANAGE_PRODUCTS"})
+    assert updated.name == "ERP"
+    await kit.apps.delete(app.id)
+    with pytest.raises(NotFoundError, match="app"):
+        await kit.apps.get(app.id)
+
+
+async def test_unknown_permission_is_rejected_and_nothing_stored(kit: WebhookKit) -> None:
+    with pytest.raises(UnknownPermissionError, match="MANAGE_EVERYTHING"):
+        await kit.apps.create("x", permissions=["MANAGE_EVERYTHING"])
+    assert await kit.apps.list() == []
+
+
+@pytest.mark.parametrize("name", ["", "   ", "n" * 256])
+async def test_bad_app_names_are_rejected(kit: WebhookKit, name: str) -> None:
+    with pytest.raises(InvalidFieldError, match="name"):
+        await kit.apps.create(name)
+    assert await kit.apps.list() == []
+
+
+async def test_deleting_an_app_deletes_its_webhooks_and_tokens(
+    kit: WebhookKit, receiver: Receiver
+) -> None:
+    app_id = await make_app(kit)
+    webhook = await kit.webhooks.create(app_id, target_url=receiver.url, events=["ORDER_CREATED"])
+    token = await kit.apps.create_token(app_id)
+    await kit.apps.delete(app_id)
+    with pytest.raises(NotFoundError):
+        await kit.webhooks.get(webhook.id)
+    assert await kit.apps.authenticate(token.raw) is None
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+async def test_tokens_are_returned_once_and_only_hashed_in_store(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    first = await kit.apps.create_token(app_id, name="ci")
+    second = await kit.apps.create_token(app_id, name="deploy")
+    raw = first.raw.reveal()
+    assert len(raw) >= 32
+    assert raw != second.raw.reveal()
+    stored = await kit.apps.list_tokens(app_id)
+    assert {t.id for t in stored} == {first.token.id, second.token.id}
+    for token in stored:
+        assert raw not in repr(token)
+        assert token.token_hash != raw
+        assert token.last_4 in (raw[-4:], second.raw.reveal()[-4:])
+    app = await kit.apps.authenticate(raw)
+    assert app is not None and app.id == app_id
+
+
+async def test_revoked_token_no_longer_authenticates(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    new = await kit.apps.create_token(app_id)
+    await kit.apps.revoke_token(new.token.id)
+    assert await kit.apps.authenticate(new.raw) is None
+    with pytest.raises(NotFoundError, match="token"):
+        await kit.apps.revoke_token(new.token.id)
+
+
+async def test_inactive_app_token_does_not_authenticate(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    new = await kit.apps.create_token(app_id)
+    await kit.apps.update(app_id, is_active=False)
+    assert await kit.apps.authenticate(new.raw) is None
+
+
+async def test_duplicate_imported_token_is_rejected(kit: WebhookKit) -> None:
+    first = await make_app(kit)
+    second = await make_app(kit)
+    await kit.apps.create_token(first, token="imported-token-0123456789")
+    with pytest.raises(DuplicateError, match="already in use"):
+        await kit.apps.create_token(second, token="imported-token-0123456789")
+    assert await kit.apps.list_tokens(second) == []
+
+
+async def test_short_imported_token_and_missing_app_are_rejected(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="token"):
+        await kit.apps.create_token(app_id, token="short")
+    with pytest.raises(NotFoundError, match="app"):
+        await kit.apps.create_token("no-such-app")
+
+
+# -- webhooks -----------------------------------------------------------------------------
+
+
+async def test_webhook_for_a_missing_app_is_rejected(kit: WebhookKit) -> None:
+    with pytest.raises(NotFoundError, match="app: no app with id 'missing'"):
+        await kit.webhooks.create("missing", target_url="https://x.example/", events=[])
+    assert await kit.webhooks.list() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "non-empty"),
+        ("not a url", "whitespace"),
+        ("example.com/hook", "no scheme"),
+        ("ftp://example.com/hook", "no transport for scheme 'ftp'"),
+        ("https:///path-only", "no host"),
+        ("https://example.com:99999/", "malformed"),
+        ("https://example.com/\x00", "control"),
+        ("https://example.com/" + "a" * 3000, "at most 2048"),
+    ],
+)
+async def test_bad_target_urls_are_rejected(kit: WebhookKit, url: str, message: str) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidURLError, match=message) as info:
+        await kit.webhooks.create(app_id, target_url=url, events=["ORDER_CREATED"])
+    assert info.value.field == "target_url"
+    assert await kit.webhooks.list() == []
+
+
+async def test_unknown_event_is_rejected_with_suggestions(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(UnknownEventError, match="ORDER_CREATED") as info:
+        await kit.webhooks.create(app_id, target_url="https://x.example/", events=["ORDER_CREATD"])
+    assert info.value.field == "events"
+    assert await kit.webhooks.list() == []
+
+
+async def test_notify_user_must_be_alone(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidEventsError, match="NOTIFY_USER must be the only event"):
+        await kit.webhooks.create(
+            app_id, target_url="https://x.example/", events=["NOTIFY_USER", "ORDER_CREATED"]
+        )
+    assert await kit.webhooks.list() == []
+    alone = await kit.webhooks.create(
+        app_id, target_url="https://x.example/", events=["NOTIFY_USER"]
+    )
+    assert alone.events == frozenset({"notify_user"})
+    with pytest.raises(InvalidEventsError):
+        await kit.webhooks.update(alone.id, events=["notify_user", ANY_EVENTS])
+    assert (await kit.webhooks.get(alone.id)).events == frozenset({"notify_user"})
+
+
+async def test_events_as_a_single_string_is_rejected(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidEventsError, match="single string"):
+        await kit.webhooks.create(app_id, target_url="https://x.example/", events="ORDER_CREATED")
+
+
+async def test_query_without_schema_is_rejected(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="subscription_query"):
+        await kit.webhooks.create(app_id, target_url="https://x.example/", subscription_query=" ")
+    assert await kit.webhooks.list() == []
+
+
+async def test_webhook_update_and_delete(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    webhook = await kit.webhooks.create(
+        app_id, target_url="https://x.example/a", events=["ORDER_CREATED"], name="orders"
+    )
+    updated = await kit.webhooks.update(
+        webhook.id,
+        target_url="https://x.example/b",
+        is_active=False,
+        custom_headers={"X-Tenant": "7"},
+    )
+    assert updated.target_url == "https://x.example/b"
+    assert not updated.is_active
+    assert updated.custom_headers == (("x-tenant", "7"),)
+    assert updated.name == "orders"
+    with pytest.raises(InvalidURLError):
+        await kit.webhooks.update(webhook.id, target_url="gopher://x")
+    assert (await kit.webhooks.get(webhook.id)).target_url == "https://x.example/b"
+    await kit.webhooks.delete(webhook.id)
+    with pytest.raises(NotFoundError):
+        await kit.webhooks.delete(webhook.id)
+
+
+async def test_secret_key_limits(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    for bad in ("", "k" * 256):
+        with pytest.raises(InvalidFieldError, match="secret_key"):
+            await kit.webhooks.create(
+                app_id, target_url="https://x.example/", events=[], secret_key=bad
+            )
+    assert await kit.webhooks.list() == []
+
+
+async def test_bad_signing_profile_is_rejected(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="signing_profile"):
+        await kit.webhooks.create(
+            app_id, target_url="https://x.example/", events=[], signing_profile="pgp"
+        )
+
+
+# -- custom headers -----------------------------------------------------------------------
+
+
+def test_custom_headers_are_lowercased() -> None:
+    headers = validate_custom_headers(
+        {"X-Api-Key": "abc", "Authorization": "Bearer t", "BrokerProperties": '{"Label":"x"}'}
+    )
+    assert headers == (
+        ("x-api-key", "abc"),
+        ("authorization", "Bearer t"),
+        ("brokerproperties", '{"Label":"x"}'),
+    )
+    assert validate_custom_headers({"authorization-extra": "v", "X-Tab": "a\tb c"}) == (
+        ("authorization-extra", "v"),
+        ("x-tab", "a\tb c"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({f"X-H{i}": "v" for i in range(6)}, "6 headers given, at most 5"),
+        ({"Content-Type": "text/plain"}, "must start with 'X-' or 'Authorization'"),
+        ({"Saleor-Event": "x"}, "must start with 'X-'"),
+        ({"X-Bad Key": "v"}, "without ':' or spaces"),
+        ({"X-Bad:Key": "v"}, "without ':' or spaces"),
+        ({"X-Ünicode": "v"}, "printable ASCII"),
+        ({"X-Key": "line\nbreak"}, "value must be printable ASCII"),
+        ({"X-Key": "caf\u00e9"}, "value must be printable ASCII"),
+        ({"X-Key": "v" * 992}, "at most 998"),
+        ([("X-Key", "a"), ("x-key", "b")], "duplicate key"),
+    ],
+)
+def test_bad_custom_headers_are_rejected(headers: Any, message: str) -> None:
+    with pytest.raises(InvalidHeaderError, match=message) as info:
+        validate_custom_headers(headers)
+    assert info.value.field == "custom_headers"
+
+
+def test_header_size_limit_is_inclusive_at_998() -> None:
+    # key 5 + value 991 + 2 (": ") = 998: allowed; one more character is not.
+    assert validate_custom_headers({"X-Key": "v" * 991})
+    with pytest.raises(InvalidHeaderError):
+        validate_custom_headers({"X-Key": "v" * 992})
+
+
+async def test_bad_headers_store_nothing(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidHeaderError):
+        await kit.webhooks.create(
+            app_id, target_url="https://x.example/", events=[], custom_headers={"Host": "evil"}
+        )
+    assert await kit.webhooks.list() == []
