@@ -72,7 +72,8 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 async def main() -> int:
-    async with WebhookKit(domain="shop.example.com") as kit:
+    # The receiver runs on 127.0.0.1, which the SSRF guard refuses unless allowed.
+    async with WebhookKit(domain="shop.example.com", allow_addresses=["127.0.0.1/32"]) as kit:
         # The shop publishes its JWKS, as Saleor does at /.well-known/jwks.json.
         shop = web.Application()
 
