@@ -6,7 +6,7 @@ import builtins
 import dataclasses
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from ._secret import Secret
@@ -213,7 +213,7 @@ class WebhookManager:
         name: str = "",
         is_active: bool = True,
         subscription_query: str | None = None,
-        secret_key: str | Secret | None = None,
+        secret_key: str | Secret | Sequence[str | Secret] | None = None,
         custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         signing_profile: str = "saleor",
         timeouts: Timeouts | None = None,
@@ -259,7 +259,7 @@ class WebhookManager:
         name: str | _Unset = UNSET,
         is_active: bool | _Unset = UNSET,
         subscription_query: str | _Unset | None = UNSET,
-        secret_key: str | Secret | _Unset | None = UNSET,
+        secret_key: str | Secret | Sequence[str | Secret] | _Unset | None = UNSET,
         custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | _Unset | None = UNSET,
         signing_profile: str | _Unset = UNSET,
         timeouts: Timeouts | _Unset | None = UNSET,

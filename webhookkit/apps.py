@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -83,7 +83,9 @@ class Webhook:
     ``events`` holds the wire values named explicitly (``order_created``, ``any_events``);
     ``query_events`` those inferred from ``subscription_query``. Saleor's precedence applies:
     explicit events if any, else the inferred ones. ``custom_headers`` are stored with
-    lowercased keys. ``secret_key`` switches the signature from JWS to HMAC.
+    lowercased keys. With the ``saleor`` profile, ``secret_key`` switches the signature from
+    JWS to HMAC; the ``standard-webhooks`` profile needs it to hold ``whsec_``/``whsk_``
+    secrets (space-separated during a rotation) and checks them here.
     """
 
     id: str
@@ -99,6 +101,13 @@ class Webhook:
     signing_profile: str = "saleor"
     timeouts: Timeouts | None = None
     created_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.signing_profile == "standard-webhooks":
+            # Imported here: signing's package imports would otherwise cycle back into apps.
+            from .signing.profiles import check_standard_secret
+
+            check_standard_secret(self.secret_key)
 
     def __repr__(self) -> str:
         headers = tuple(
@@ -270,9 +279,29 @@ def validate_signing_profile(profile: str) -> str:
     return profile
 
 
-def validate_secret_key(secret_key: str | Secret | None) -> Secret | None:
+def validate_secret_key(
+    secret_key: str | Secret | Sequence[str | Secret] | None,
+) -> Secret | None:
+    """One secret (Saleor HMAC key, or Standard Webhooks secrets separated by spaces), or a
+    list of Standard Webhooks secrets (``whsec_``/``whsk_``) held at once during a rotation,
+    stored space-separated."""
     if secret_key is None:
         return None
+    if not isinstance(secret_key, str | Secret):
+        items = [validate_secret_key(item) for item in secret_key]
+        texts = [item.reveal() for item in items if item is not None]
+        if not texts or any(len(t.split()) != 1 for t in texts):
+            raise InvalidFieldError(
+                "secret_key: a list needs at least one secret, each without spaces",
+                field="secret_key",
+            )
+        if not all(t.startswith(("whsec_", "whsk_")) for t in texts):
+            raise InvalidFieldError(
+                "secret_key: a list of secrets is for the standard-webhooks profile "
+                "('whsec_...' or 'whsk_...' values)",
+                field="secret_key",
+            )
+        return Secret(" ".join(texts))
     raw = secret_key.reveal() if isinstance(secret_key, Secret) else secret_key
     if not isinstance(raw, str) or not raw:
         raise InvalidFieldError("secret_key: must be a non-empty string", field="secret_key")

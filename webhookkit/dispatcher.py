@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from ._manage import AppManager, WebhookManager
 from .apps import App, Webhook, app_can_receive
 from .clock import Clock, SystemClock
+from .delivery.isolation import IsolationConfig
 from .delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 from .delivery.retry import RetryPolicy
 from .delivery.scheduler import DeliveryStats, Scheduler
+from .delivery.sync import BreakerConfig, CircuitBreaker, SyncCaller, SyncResponse
 from .events import EventRegistry, EventType, default_registry
 from .exceptions import ConfigurationError, InvalidFieldError
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
-from .signing import JWSSigner, RSAKey
-from .stores import DeliveryQuery, Store, open_store
+from .signing import JWSSigner, KeySet, SigningKey
+from .stores import DeliveryQuery, MemoryStore, Store, open_store
 from .transports.base import Timeouts, Transport, TransportRouter
 from .transports.http import HTTPTransport
+
+if TYPE_CHECKING:
+    from graphql import GraphQLSchema
+
+    from .payloads.graphql import ContextFactory
 
 __all__ = ["WebhookKit"]
 
@@ -42,13 +51,26 @@ class WebhookKit:
         store: Store | str | None = None,
         registry: EventRegistry | None = None,
         transports: Iterable[Transport] = (),
-        signing_key: RSAKey | bytes | str | None = None,
+        signing_key: KeySet | SigningKey | bytes | str | None = None,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
         payloads: PayloadBuilder | None = None,
         timeouts: Timeouts | None = None,
         concurrency: int = 100,
         drain_timeout: float = 30.0,
+        allow_addresses: Iterable[str] = (),
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        sqs_endpoint_url: str | None = None,
+        schema: GraphQLSchema | str | None = None,
+        context_factory: ContextFactory | None = None,
+        schema_events: Iterable[str | EventType] | None = None,
+        sync_cache_ttl: float | None = None,
+        sync_breaker: BreakerConfig | bool = False,
+        isolation: IsolationConfig | None = None,
+        max_queued: int | None = 100_000,
+        lease: timedelta = timedelta(minutes=5),
+        poll_interval: float | None = None,
     ) -> None:
         if not domain or "/" in domain or any(c.isspace() for c in domain):
             raise InvalidFieldError(
@@ -63,13 +85,44 @@ class WebhookKit:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._owns_store = not (store is not None and not isinstance(store, str))
         self.store: Store = open_store(store)
-        self.router = TransportRouter([HTTPTransport()])
+        # Transport options: ``allow_addresses`` opens the SSRF guard for those networks
+        # (``["127.0.0.1/32"]`` for loopback tests); ``ca_bundle``/``client_cert`` set TLS
+        # trust and mTLS; ``sqs_endpoint_url`` points SQS at a local server.
+        self.router = TransportRouter(
+            _default_transports(
+                allow_addresses=allow_addresses,
+                ca_bundle=ca_bundle,
+                client_cert=client_cert,
+                sqs_endpoint_url=sqs_endpoint_url,
+            )
+        )
         for transport in transports:
             self.router.mount(transport)
         self.serializers = SerializerPayloads()
+        # ``schema``: subscription queries run against it (``schema_events`` must all have a
+        # type there); the GraphQL builder is imported only then, so ``import webhookkit``
+        # does not pay for graphql-core.
+        if schema is not None:
+            if payloads is not None:
+                raise ConfigurationError(
+                    "schema: pass either schema=... or payloads=..., not both", field="schema"
+                )
+            from .payloads.graphql import GraphQLPayloads
+
+            payloads = GraphQLPayloads(
+                schema,
+                registry=self.registry,
+                fallback=self.serializers,
+                context_factory=context_factory,
+                events=schema_events,
+            )
+        elif context_factory is not None or schema_events is not None:
+            raise ConfigurationError(
+                "schema: context_factory and schema_events need schema=...", field="schema"
+            )
         self.payloads: PayloadBuilder = payloads if payloads is not None else self.serializers
         self.retry = retry if retry is not None else RetryPolicy()
-        self.signer = JWSSigner(_load_key(signing_key))
+        self.signer = JWSSigner(KeySet.of(signing_key))
         self._drain_timeout = drain_timeout
         self.apps = AppManager(self.store, self.registry, self.clock)
         self.webhooks = WebhookManager(
@@ -86,6 +139,25 @@ class WebhookKit:
             api_url=self.api_url,
             timeouts=timeouts if timeouts is not None else Timeouts(),
             concurrency=concurrency,
+            isolation=isolation,
+            max_queued=max_queued,
+            lease=lease,
+            # Other processes may queue work in a shared store: look again now and then.
+            poll_interval=poll_interval
+            if poll_interval is not None or isinstance(self.store, MemoryStore)
+            else 1.0,
+        )
+        # Sync webhooks (``request``): Saleor's optional response cache and per-app breaker.
+        breaker_config = sync_breaker if isinstance(sync_breaker, BreakerConfig) else None
+        self.sync = SyncCaller(
+            router=self.router,
+            clock=self.clock,
+            sign=self.scheduler.sign,
+            domain=self.domain,
+            api_url=self.api_url,
+            timeouts=timeouts if timeouts is not None else Timeouts(),
+            cache_ttl=sync_cache_ttl,
+            breaker=CircuitBreaker(self.clock, breaker_config) if sync_breaker else None,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -97,7 +169,8 @@ class WebhookKit:
         await self.aclose()
 
     async def start(self) -> None:
-        """Start the scheduler; deliveries already in the store are picked up."""
+        """Open the store and start the scheduler; deliveries already stored are picked up."""
+        await self.store.open()
         self.scheduler.start()
 
     async def aclose(self) -> None:
@@ -117,8 +190,14 @@ class WebhookKit:
         self.router.mount(transport, schemes)
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
-        """The JWKS document receivers verify JWS signatures with."""
-        return self.signer.jwks()
+        """The JWKS document receivers verify JWS signatures with: every key published at the
+        kit's clock (next, active, and retired ones before their date)."""
+        return self.signer.jwks(self.clock.now())
+
+    @property
+    def keys(self) -> KeySet:
+        """The signing keys; rotate with ``add()``, ``activate()`` and ``retire()``."""
+        return self.signer.keys
 
     @property
     def stats(self) -> DeliveryStats:
@@ -210,10 +289,86 @@ class WebhookKit:
                 for webhook in group.webhooks
             ]
         if deliveries:
+            await self.scheduler.reserve(len(deliveries))
             await self.store.add_deliveries(payloads, deliveries)
             if self.scheduler.running:
                 self.scheduler.notify()
         return [d.id for d in deliveries]
+
+    async def dry_run(
+        self,
+        query: str,
+        *,
+        subject: Any = None,
+        event: str | EventType | None = None,
+        app: App | str | None = None,
+        requestor: Any = None,
+    ) -> bytes | None:
+        """The body a webhook with ``query`` would get for ``subject`` (None: no delivery),
+        without storing or sending anything (Saleor's ``webhookDryRun``).
+
+        ``event`` defaults to the query's single inferred event; ``app`` (the recipient whose
+        permissions resolvers see) to an app holding every permission.
+        """
+        from .payloads.graphql import GraphQLPayloads
+
+        if not isinstance(self.payloads, GraphQLPayloads):
+            raise ConfigurationError(
+                "schema: dry_run needs a GraphQL schema; pass schema=... to WebhookKit",
+                field="schema",
+            )
+        owner = await self.apps.get(app) if isinstance(app, str) else app
+        return await self.payloads.dry_run(
+            query,
+            subject=subject,
+            event=event,
+            app=owner,
+            requestor=requestor,
+            issued_at=self.clock.now(),
+        )
+
+    async def request(
+        self,
+        event: str | EventType,
+        *,
+        subject: Any = None,
+        payload: Any = None,
+        requestor: Any = None,
+    ) -> list[SyncResponse]:
+        """Call the sync webhooks subscribed to ``event`` now (HTTP only, 20 s budget) and
+        return one :class:`SyncResponse` per webhook: ``data`` is the parsed JSON of a 2xx
+        answer, None for any failure. Nothing is queued or retried."""
+        event_type = self.registry.get(event)
+        if event_type.is_async:
+            raise ConfigurationError(
+                f"event: {event_type.name} is an async event; use kit.trigger()", field="event"
+            )
+        targets = await self._targets(event_type, None)
+        if not targets:
+            return []
+        groups = await self.payloads.build(
+            PayloadRequest(
+                event=event_type,
+                subject=subject,
+                payload=payload,
+                targets=targets,
+                issued_at=self.clock.now(),
+                requestor=requestor,
+            )
+        )
+        app_of = {webhook.id: app for webhook, app in targets}
+        calls = [
+            (group.body, [(w, app_of[w.id]) for w in group.webhooks])
+            for group in groups
+            if group.body is not None
+        ]
+        skipped = [
+            SyncResponse(w.id, w.app_id, None, skipped=group.reason or "empty payload")
+            for group in groups
+            if group.body is None
+            for w in group.webhooks
+        ]
+        return await self.sync.call_all(event_type.value, calls) + skipped
 
     # -- reading records -----------------------------------------------------------------------
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
@@ -260,9 +415,32 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _load_key(key: RSAKey | bytes | str | None) -> RSAKey:
-    if key is None:
-        return RSAKey.generate()
-    if isinstance(key, RSAKey):
-        return key
-    return RSAKey.from_pem(key)
+def _default_transports(
+    *,
+    allow_addresses: Iterable[str],
+    ca_bundle: str | os.PathLike[str] | None,
+    client_cert: str | os.PathLike[str] | tuple[str, str] | None,
+    sqs_endpoint_url: str | None,
+) -> list[Transport]:
+    """HTTP(S) always; SQS and Pub/Sub when their extra (aioboto3, gcloud-aio-pubsub) is in."""
+    transports: list[Transport] = [
+        HTTPTransport(allow_addresses=allow_addresses, ca_bundle=ca_bundle, client_cert=client_cert)
+    ]
+    try:
+        from .transports.sqs import SQSTransport
+    except ImportError:
+        if sqs_endpoint_url is not None:
+            raise ConfigurationError(
+                "sqs_endpoint_url: the SQS transport needs aioboto3: pip install 'webhookkit[sqs]'",
+                field="sqs_endpoint_url",
+            ) from None
+        log.debug("webhookkit: aioboto3 not installed, no awssqs:// transport")
+    else:
+        transports.append(SQSTransport(endpoint_url=sqs_endpoint_url))
+    try:
+        from .transports.pubsub import PubSubTransport
+    except ImportError:
+        log.debug("webhookkit: gcloud-aio-pubsub not installed, no gcpubsub:// transport")
+    else:
+        transports.append(PubSubTransport())
+    return transports

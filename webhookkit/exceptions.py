@@ -11,15 +11,24 @@
     |   +-- InvalidEventsError             event list breaks a rule (NOTIFY_USER alone, ...)
     |   +-- InvalidFieldError              any other field out of range (name length, ...)
     |   +-- InvalidKeyError                signing key unusable (size, type, PEM)
+    |   +-- InvalidQueryError              subscription query refused (.code, .line, .column)
     |   +-- PayloadError                   no payload and no serializer, or not JSON-encodable
     |   +-- NotFoundError                  app / webhook / token id unknown
     |   +-- DuplicateError                 an object with the same identity already exists
     +-- DeliveryError                      one attempt failed: recorded, retried or given up
     |   +-- TransportError (.retryable)
     |   |   +-- ConnectError               could not connect (DNS, refused, TLS)
+    |   |   |   +-- TLSError               TLS handshake or certificate verification failed
     |   |   +-- DeliveryTimeoutError       connect or response timeout
+    |   |   +-- BlockedAddressError        SSRF guard refused the address (.host); not retried
+    |   |   +-- QueueError (.service .code) SQS or Pub/Sub refused or failed the message
     |   +-- RejectedError (.status_code)   the receiver answered with a non-2xx status
     +-- SignatureError                     the only thing a verifier raises
+    |   +-- MalformedSignatureError        header missing, unparsable, oversized, bad alg/crit
+    |   +-- UnknownKeyError                no key or secret for the signature (kid, version)
+    |   |   +-- JWKSFetchError             the sender's JWKS could not be fetched (transient)
+    |   +-- SignatureMismatchError         well-formed, but the body or key does not match
+    |   +-- TimestampError                 the signed timestamp is outside the tolerance
     +-- StoreError                         the store failed or was used after close
 
 Every message names the field (or header, or event) at fault and says why.
@@ -30,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BlockedAddressError",
     "ConfigurationError",
     "ConnectError",
     "DeliveryError",
@@ -39,14 +49,22 @@ __all__ = [
     "InvalidFieldError",
     "InvalidHeaderError",
     "InvalidKeyError",
+    "InvalidQueryError",
     "InvalidURLError",
+    "JWKSFetchError",
+    "MalformedSignatureError",
     "NotFoundError",
     "PayloadError",
+    "QueueError",
     "RejectedError",
     "SignatureError",
+    "SignatureMismatchError",
     "StoreError",
+    "TLSError",
+    "TimestampError",
     "TransportError",
     "UnknownEventError",
+    "UnknownKeyError",
     "UnknownPermissionError",
     "WebhookKitError",
 ]
@@ -101,6 +119,32 @@ class InvalidKeyError(ConfigurationError):
     """A signing key that cannot be loaded or is unfit (too short, wrong type)."""
 
 
+class InvalidQueryError(ConfigurationError):
+    """A subscription query Saleor would refuse; ``code`` is Saleor's ``WebhookErrorCode``.
+
+    Codes: ``SYNTAX`` (parse), ``GRAPHQL_ERROR`` (schema validation), ``MISSING_SUBSCRIPTION``,
+    ``INVALID`` (several top fields), ``UNABLE_TO_PARSE`` (no ``event`` field),
+    ``MISSING_EVENT`` (no event inferred). ``line``/``column`` are 1-based where graphql-core
+    gives a location; ``message`` is the text without the field prefix.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        field: str = "subscription_query",
+    ) -> None:
+        where = f" (line {line}, column {column})" if line is not None else ""
+        super().__init__(f"{field}: {message}{where} [{code}]", field=field)
+        self.code = code
+        self.message = message
+        self.line = line
+        self.column = column
+
+
 class PayloadError(ConfigurationError):
     """No payload could be built: none given, no serializer, or not JSON-encodable."""
 
@@ -131,8 +175,40 @@ class ConnectError(TransportError):
     """No connection could be made (DNS failure, refused, reset, TLS handshake)."""
 
 
+class TLSError(ConnectError):
+    """The TLS handshake failed: certificate not trusted, wrong host name, client cert refused."""
+
+
 class DeliveryTimeoutError(TransportError):
     """The connect or the response timeout ran out."""
+
+
+class BlockedAddressError(TransportError):
+    """The SSRF guard refused the target: its address is loopback, private, link-local...
+
+    Never retried: the address will not become acceptable by waiting. ``host`` is the host
+    of the URL, ``addresses`` the refused addresses with the reason for each.
+    """
+
+    def __init__(self, message: str, *, host: str, addresses: Sequence[str] = ()) -> None:
+        super().__init__(message, retryable=False)
+        self.host = host
+        self.addresses = tuple(addresses)
+
+
+class QueueError(TransportError):
+    """A queue service (``service``: ``"sqs"`` or ``"pubsub"``) refused or failed a message.
+
+    ``code`` is the service's error code (``"AWS.SimpleQueueService.NonExistentQueue"``,
+    ``"404"``) when it sent one. Saleor retries every queue error, so the default is retryable.
+    """
+
+    def __init__(
+        self, message: str, *, service: str, code: str | None = None, retryable: bool = True
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.service = service
+        self.code = code
 
 
 class RejectedError(DeliveryError):
@@ -146,6 +222,26 @@ class RejectedError(DeliveryError):
 
 class SignatureError(WebhookKitError):
     """A signature could not be verified; the only exception a verifier raises."""
+
+
+class MalformedSignatureError(SignatureError):
+    """The signature header is missing, unparsable, oversized, or names a refused algorithm."""
+
+
+class UnknownKeyError(SignatureError):
+    """No key or secret fits the signature: unknown ``kid``, or no signature of a known scheme."""
+
+
+class JWKSFetchError(UnknownKeyError):
+    """The sender's JWKS could not be fetched or parsed; worth retrying later."""
+
+
+class SignatureMismatchError(SignatureError):
+    """The signature is well-formed and its key known, but it does not match the body."""
+
+
+class TimestampError(SignatureError):
+    """The signed timestamp lies outside the verifier's tolerance window (replay or clock skew)."""
 
 
 class StoreError(WebhookKitError):

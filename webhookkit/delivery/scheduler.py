@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from .._secret import redact_url
 from ..apps import App, Webhook
 from ..clock import Clock
 from ..events import EventRegistry
 from ..exceptions import DeliveryError, WebhookKitError
-from ..signing import HMACSigner, JWSSigner
-from ..stores.base import Store
+from ..signing import DeliverySignature, JWSSigner, sign_delivery
+from ..stores.base import Store, WorkNotifier
 from ..transports.base import OutboundMessage, Timeouts, TransportResult, TransportRouter
+from .isolation import EndpointGate, IsolationConfig
 from .records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
-from .retry import RetryPolicy
+from .retry import Outcome, RetryPolicy, parse_retry_after
 
 __all__ = ["DeliveryStats", "Scheduler"]
 
@@ -37,6 +39,7 @@ class DeliveryStats:
     retries_scheduled: int = 0
     jws_signatures: int = 0
     hmac_signatures: int = 0
+    postponed: int = 0
 
 
 class Scheduler:
@@ -56,6 +59,9 @@ class Scheduler:
         timeouts: Timeouts,
         concurrency: int = 100,
         lease: timedelta = timedelta(minutes=5),
+        isolation: IsolationConfig | None = None,
+        max_queued: int | None = None,
+        poll_interval: float | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -71,11 +77,22 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._progress = asyncio.Condition()
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: dict[asyncio.Task[bool | None], Delivery] = {}
+        self._active_ids: set[str] = set()  # held locally or in flight
+        self.gate = EndpointGate(isolation)
+        self._max_queued = max_queued
+        self._poll = poll_interval
+        self._queued = 0
+        self._room = asyncio.Condition()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._jws_cache: OrderedDict[str, str] = OrderedDict()
         self.stats = DeliveryStats()
+
+    @property
+    def queued(self) -> int:
+        """Deliveries this process queued that are not final yet (counted with max_queued)."""
+        return self._queued
 
     @property
     def running(self) -> bool:
@@ -84,6 +101,8 @@ class Scheduler:
     def start(self) -> None:
         if self.running:
             return
+        if isinstance(self._store, WorkNotifier):
+            self._store.add_work_listener(self.notify)
         self._stopping = False
         self._idle.clear()
         self._loop_task = asyncio.create_task(self._run(), name="webhookkit-scheduler")
@@ -122,65 +141,137 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        if isinstance(self._store, WorkNotifier):
+            self._store.remove_work_listener(self.notify)
+        unsent = [d.id for d in self.gate.take_all_held()]
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=drain_timeout)
+            unsent += [self._inflight[t].id for t in pending if t in self._inflight]
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        if unsent:
+            # Leases are handed back so another worker (or the next start) sends them now.
+            await self._store.release(unsent)
+        self._active_ids.clear()
+
+    async def reserve(self, count: int) -> None:
+        """Back-pressure for ``trigger``: wait while this process has ``max_queued``
+        unfinished deliveries and the scheduler is running to drain them."""
+        if self._max_queued is None:
+            return
+        async with self._room:
+            while self.running and self._queued > 0 and self._queued + count > self._max_queued:
+                await self._room.wait()
+            self._queued += count
+
+    async def _finished(self) -> None:
+        if self._max_queued is not None and self._queued > 0:
+            async with self._room:
+                self._queued -= 1
+                self._room.notify_all()
 
     # -- the loop --------------------------------------------------------------------------
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            free = self._concurrency - len(self._inflight)
+            now = self._clock.now()
+            room = self._concurrency * 2 - len(self._inflight) - self.gate.held_count
             batch: list[Delivery] = []
-            if free > 0:
-                batch = await self._store.claim_due(
-                    self._clock.now(), limit=free, lease=self._lease
-                )
+            if room > 0:
+                batch = await self._store.claim_due(now, limit=room, lease=self._lease)
+            postponed: list[Delivery] = []
             for delivery in batch:
-                task = asyncio.create_task(self._deliver(delivery))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
-            if batch and len(batch) == free:
-                continue  # more may be due; claim again once slots free up
-            if self._inflight:
-                await self._wake.wait()
-                continue
+                if delivery.id in self._active_ids:
+                    continue  # its lease ran out while we still hold it: not a new delivery
+                verdict = self.gate.admit(delivery, now, len(self._inflight) < self._concurrency)
+                if verdict == "send":
+                    self._start(delivery)
+                elif verdict == "hold":
+                    self._active_ids.add(delivery.id)
+                else:
+                    postponed.append(delivery)
+            postponed += self.gate.release_blocked(now)
+            await self._postpone(postponed, now)
+            self._pump(now)
+            if batch and len(batch) == room:
+                continue  # more may be due
             next_due = await self._store.next_due()
             now = self._clock.now()
-            if next_due is not None and next_due <= now:
+            if next_due is not None and next_due <= now and room > 0:
                 continue
-            if not self._wake.is_set():
+            if not self._inflight and not self.gate.held_count and not self._wake.is_set():
                 self._idle.set()
-            timeout = None if next_due is None else (next_due - now).total_seconds()
+            timeout = None if next_due is None else max((next_due - now).total_seconds(), 0.001)
+            if self._poll is not None:
+                timeout = self._poll if timeout is None else min(timeout, self._poll)
             await self._clock.wait(self._wake, timeout)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
+    async def _postpone(self, deliveries: list[Delivery], now: datetime) -> None:
+        if not deliveries:
+            return
+        by_until: dict[datetime, list[str]] = {}
+        for delivery in deliveries:
+            self._active_ids.discard(delivery.id)
+            until = self.gate.reopen_time(delivery.webhook_id)
+            if until is None or until <= now:
+                until = now + self.gate.config.postpone
+            by_until.setdefault(until, []).append(delivery.id)
+        for until, ids in by_until.items():
+            await self._store.release(ids, until=until)
+        self.stats.postponed += len(deliveries)
+
+    def _pump(self, now: datetime) -> None:
+        """Start held deliveries while send slots are free."""
+        while len(self._inflight) < self._concurrency:
+            delivery = self.gate.next_ready(now)
+            if delivery is None:
+                return
+            self._start(delivery)
+
+    def _start(self, delivery: Delivery) -> None:
+        self._active_ids.add(delivery.id)
+        task = asyncio.create_task(self._deliver(delivery))
+        self._inflight[task] = delivery
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[bool | None]) -> None:
+        delivery = self._inflight.pop(task, None)
+        healthy: bool | None = None
+        if not task.cancelled():
+            if task.exception() is not None:
+                log.error("webhookkit: delivery task crashed", exc_info=task.exception())
+            else:
+                healthy = task.result()
+        if delivery is not None:
+            self._active_ids.discard(delivery.id)
+            self.gate.done(delivery.webhook_id, healthy, self._clock.now())
         self._wake.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("webhookkit: delivery task crashed", exc_info=task.exception())
 
     # -- one delivery ----------------------------------------------------------------------
-    def sign(self, payload: Payload, webhook: Webhook) -> str:
-        """HMAC with the webhook's secret key, else the payload's JWS (computed once)."""
-        if webhook.secret_key is not None:
-            self.stats.hmac_signatures += 1
-            return HMACSigner(webhook.secret_key).sign(payload.body)
-        cached = self._jws_cache.get(payload.id)
-        if cached is None:
-            cached = self._jws.sign(payload.body)
-            self.stats.jws_signatures += 1
-            self._jws_cache[payload.id] = cached
-            if len(self._jws_cache) > 4096:
-                self._jws_cache.popitem(last=False)
-        else:
-            self._jws_cache.move_to_end(payload.id)
-        return cached
+    def sign(
+        self,
+        payload: Payload,
+        webhook: Webhook,
+        delivery_id: str = "",
+        now: datetime | None = None,
+    ) -> DeliverySignature:
+        """Sign by the webhook's profile (:mod:`webhookkit.signing.profiles`): HMAC with its
+        secret key, else the payload's JWS (once per payload and key), or Standard Webhooks."""
+        return sign_delivery(
+            payload,
+            webhook,
+            delivery_id=delivery_id or payload.id,
+            now=now if now is not None else self._clock.now(),
+            jws=self._jws,
+            cache=self._jws_cache,
+            stats=self.stats,
+        )
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, delivery: Delivery) -> bool | None:
+        """Send one delivery and record the attempt; returns the endpoint's health (None when
+        nothing was sent)."""
         started = time.perf_counter()
         result: TransportResult | None = None
         error: BaseException | None = None
@@ -193,13 +284,15 @@ class Scheduler:
             assert webhook is not None and payload is not None
             try:
                 transport = self._router.for_url(webhook.target_url)
+                signed = self.sign(payload, webhook, delivery.id, self._clock.now())
                 message = OutboundMessage(
                     url=webhook.target_url,
                     body=payload.body,
                     event=delivery.event,
                     domain=self._domain,
                     api_url=self._api_url,
-                    signature=self.sign(payload, webhook),
+                    signature=signed.signature,
+                    signature_headers=signed.headers,
                     custom_headers=webhook.custom_headers,
                     delivery_id=delivery.id,
                     webhook_id=webhook.id,
@@ -216,6 +309,11 @@ class Scheduler:
                 log.exception("webhookkit: transport raised an unexpected error")
                 error, retryable = exc, True
         await self._record(delivery, webhook, started, result, error, retryable, reason)
+        if reason is not None:
+            return None
+        # Connection errors, timeouts and 5xx say the endpoint is unwell; any answer else
+        # (2xx, 3xx, 4xx) says it is up.
+        return not retryable if result is None or not result.ok else True
 
     def _unsendable(
         self,
@@ -258,6 +356,18 @@ class Scheduler:
             error_kind, error_text = type(error).__name__, str(error) or type(error).__name__
         elif result is not None and not ok:
             error_kind, error_text = "rejected", f"receiver answered HTTP {result.status_code}"
+        status = DeliveryStatus.SUCCESS if ok else DeliveryStatus.FAILED
+        next_try = None
+        if not ok and reason is None:
+            outcome = Outcome(
+                status_code=result.status_code if result else None,
+                retryable=retryable,
+                retry_after=_retry_after(result, now),
+            )
+            elapsed = (now - delivery.created_at).total_seconds()
+            delay = self._retry.decide(outcome, number, elapsed)
+            if delay is not None:
+                status, next_try = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
         attempt = Attempt(
             id=str(uuid.uuid4()),
             delivery_id=delivery.id,
@@ -271,24 +381,22 @@ class Scheduler:
             response_headers=result.response_headers if result else (),
             error_kind=error_kind,
             error=error_text,
-            retryable=retryable and not ok,
+            retryable=next_try is not None,
         )
-        next_try = None
-        if ok:
-            status = DeliveryStatus.SUCCESS
-        elif retryable and reason is None:
-            elapsed = (now - delivery.created_at).total_seconds()
-            delay = self._retry.next_delay(number, elapsed)
-            if delay is None:
-                status = DeliveryStatus.FAILED
-            else:
-                status, next_try = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
-        else:
-            status = DeliveryStatus.FAILED
+        if (
+            webhook is not None
+            and result is not None
+            and result.status_code == 410
+            and self._retry.deactivate_on_gone
+        ):
+            await self._store.put_webhook(dataclasses.replace(webhook, is_active=False))
+            log.warning("webhook %s answered 410 Gone: deactivated", webhook.id)
         await self._store.finish_attempt(
             delivery.id, attempt, status=status, next_try_at=next_try, now=now
         )
         self._count(status, next_try)
+        if status is not DeliveryStatus.PENDING:
+            await self._finished()
         target = redact_url(webhook.target_url) if webhook else "?"
         level = logging.INFO if ok else logging.WARNING
         log.log(
@@ -312,3 +420,12 @@ class Scheduler:
             self.stats.failures += 1
         elif next_try is not None:
             self.stats.retries_scheduled += 1
+
+
+def _retry_after(result: TransportResult | None, now: datetime) -> float | None:
+    if result is None:
+        return None
+    for name, value in result.response_headers:
+        if name.lower() == "retry-after":
+            return parse_retry_after(value, now)
+    return None

@@ -16,20 +16,39 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..apps import App, Webhook
 from ..events import EventRegistry, EventType
 from ..exceptions import ConfigurationError, PayloadError
 
+if TYPE_CHECKING:
+    from .graphql import EventRoot, GraphQLPayloads, PayloadStats
+
 __all__ = [
+    "EventRoot",
+    "GraphQLPayloads",
     "PayloadBuilder",
     "PayloadGroup",
     "PayloadRequest",
+    "PayloadStats",
     "Serializer",
     "SerializerPayloads",
     "encode_json",
 ]
+
+# The GraphQL builder imports graphql-core: load it on first use so ``import webhookkit``
+# stays light for hosts without subscription queries.
+_LAZY = frozenset({"EventRoot", "GraphQLPayloads", "PayloadStats"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import graphql
+
+        return getattr(graphql, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Serializer = Callable[[Any, EventType], Any | Awaitable[Any]]
 

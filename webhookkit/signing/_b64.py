@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from ..exceptions import SignatureError
+from ..exceptions import MalformedSignatureError
 
 
 def b64url_encode(data: bytes) -> str:
@@ -13,12 +13,13 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str, *, what: str) -> bytes:
+    """Decode unpadded base64url; anything else raises :class:`MalformedSignatureError`."""
     if not text or any(c not in _ALPHABET for c in text):
-        raise SignatureError(f"{what}: not base64url")
+        raise MalformedSignatureError(f"{what}: not base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise SignatureError(f"{what}: not base64url") from exc
+        raise MalformedSignatureError(f"{what}: not base64url") from exc
 
 
 _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

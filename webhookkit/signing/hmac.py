@@ -4,25 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import hmac as _hmac
+from collections.abc import Iterable
 
 from .._secret import Secret
-from ..exceptions import SignatureError
+from ..exceptions import MalformedSignatureError, SignatureMismatchError
 
 __all__ = ["HMACSigner", "hmac_signature", "verify_hmac"]
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
 
 def hmac_signature(body: bytes, secret: str | Secret) -> str:
+    """Lowercase hex HMAC-SHA256 of ``body`` keyed with the UTF-8 bytes of ``secret``."""
     key = secret.reveal() if isinstance(secret, Secret) else secret
     return _hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def verify_hmac(body: bytes, signature: str, secret: str | Secret) -> None:
-    """Raise :class:`SignatureError` unless ``signature`` is the HMAC of ``body``."""
-    if not isinstance(signature, str) or len(signature) != 64:
-        raise SignatureError("HMAC signature: expected 64 lowercase hex characters")
-    expected = hmac_signature(body, secret)
-    if not _hmac.compare_digest(expected.encode(), signature.lower().encode("ascii", "replace")):
-        raise SignatureError("HMAC signature: does not match the body")
+def verify_hmac(body: bytes, signature: str, secret: str | Secret | Iterable[str | Secret]) -> None:
+    """Raise unless ``signature`` is the HMAC of ``body`` under ``secret`` (or any of several
+    secrets, for rotation). Malformed values raise :class:`MalformedSignatureError`, a wrong
+    body or key :class:`SignatureMismatchError`; comparisons take constant time."""
+    if not isinstance(signature, str) or len(signature) != 64 or not _HEX.issuperset(signature):
+        raise MalformedSignatureError("HMAC signature: expected 64 hex characters")
+    given = signature.lower().encode("ascii")
+    secrets = [secret] if isinstance(secret, str | Secret) else list(secret)
+    matched = False
+    for item in secrets:
+        # No early exit: the time taken must not tell which secret matched.
+        matched |= _hmac.compare_digest(hmac_signature(body, item).encode("ascii"), given)
+    if not matched:
+        raise SignatureMismatchError("HMAC signature: does not match the body")
 
 
 class HMACSigner:

@@ -1,166 +1,357 @@
-"""Saleor's default signature: JWS RS256 with a detached, unencoded payload (RFC 7797)."""
+"""Saleor's default signature: a JWS with a detached, unencoded payload (RFC 7797).
+
+The protected header is compact JSON with sorted keys,
+``{"alg":"RS256","b64":false,"crit":["b64"],"kid":"<kid>","typ":"JWT"}``; the signing input is
+``base64url(header) + "." + body``; the value sent is ``<b64url(header)>..<b64url(signature)>``.
+The receiver side (:func:`parse_detached_jws`, :class:`PublicKeys`, :func:`verify_jws`) follows
+the rules of ``jose.flattenedVerify`` as Saleor's app SDK calls it, and is stricter where jose
+is lenient only by accident of version.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from ..exceptions import InvalidKeyError, SignatureError
+from ..exceptions import (
+    InvalidKeyError,
+    MalformedSignatureError,
+    SignatureError,
+    SignatureMismatchError,
+    UnknownKeyError,
+)
 from ._b64 import b64url_decode, b64url_encode
+from .keys import (
+    ALGORITHMS,
+    MIN_RSA_BITS,
+    KeySet,
+    RSAKey,
+    SigningKey,
+    compact_json,
+    jwk_thumbprint,
+)
 
-__all__ = ["JWSSigner", "RSAKey", "jwk_thumbprint", "verify_jws"]
+__all__ = [
+    "MAX_SIGNATURE_LENGTH",
+    "DetachedJWS",
+    "JWSSigner",
+    "PublicJWK",
+    "PublicKeys",
+    "RSAKey",
+    "jwk_thumbprint",
+    "parse_detached_jws",
+    "verify_jws",
+]
 
-MIN_RSA_BITS = 2048
-
-
-def _compact(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
-
-
-def _int_b64(value: int) -> str:
-    return b64url_encode(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
-
-
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 thumbprint: SHA-256 over the required members, sorted and compact."""
-    kty = jwk.get("kty")
-    members = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
-    if kty not in members:
-        raise InvalidKeyError(f"jwk: unsupported kty {kty!r}", field="key")
-    required = {name: jwk[name] for name in members[str(kty)]}
-    return b64url_encode(hashlib.sha256(_compact(required)).digest())
+#: Longest signature header accepted; Saleor's is about 450 characters (RS256, 2048 bits).
+MAX_SIGNATURE_LENGTH = 4096
 
 
-class RSAKey:
-    """An RSA private key for RS256; the repr shows only the ``kid``."""
-
-    def __init__(self, private_key: rsa.RSAPrivateKey) -> None:
-        if not isinstance(private_key, rsa.RSAPrivateKey):
-            raise InvalidKeyError("key: expected an RSA private key", field="key")
-        if private_key.key_size < MIN_RSA_BITS:
-            raise InvalidKeyError(
-                f"key: RSA key of {private_key.key_size} bits; receivers refuse fewer than "
-                f"{MIN_RSA_BITS}",
-                field="key",
-            )
-        self._key = private_key
-        numbers = private_key.public_key().public_numbers()
-        self._public = {"kty": "RSA", "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}
-        self.kid = jwk_thumbprint(self._public)
-
-    @classmethod
-    def generate(cls, bits: int = 2048) -> RSAKey:
-        return cls(rsa.generate_private_key(public_exponent=65537, key_size=bits))
-
-    @classmethod
-    def from_pem(cls, pem: bytes | str, password: bytes | None = None) -> RSAKey:
-        data = pem.encode("ascii") if isinstance(pem, str) else pem
-        try:
-            key = serialization.load_pem_private_key(data, password=password)
-        except (ValueError, TypeError) as exc:
-            # The library's message may quote key material; say only what kind of failure.
-            raise InvalidKeyError(
-                f"key: not a usable PEM private key ({type(exc).__name__})", field="key"
-            ) from None
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise InvalidKeyError(
-                f"key: expected an RSA private key, got {type(key).__name__}", field="key"
-            )
-        return cls(key)
-
-    @property
-    def public_jwk(self) -> dict[str, Any]:
-        """The JWK in Saleor's member set."""
-        return {
-            "kty": "RSA",
-            "key_ops": ["verify"],
-            "n": self._public["n"],
-            "e": self._public["e"],
-            "use": "sig",
-            "kid": self.kid,
-            "alg": "RS256",
-        }
-
-    def sign_rs256(self, data: bytes) -> bytes:
-        return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-
-    def __repr__(self) -> str:
-        return f"RSAKey(kid={self.kid!r})"
+def saleor_header(key: SigningKey) -> dict[str, Any]:
+    """The protected header Saleor sends, for ``key``'s algorithm and kid."""
+    return {"alg": key.alg, "b64": False, "crit": ["b64"], "kid": key.kid, "typ": "JWT"}
 
 
 class JWSSigner:
-    """Signs bodies as ``<b64url(header)>..<b64url(signature)>``, byte-exact with Saleor."""
+    """Signs bodies as ``<b64url(header)>..<b64url(signature)>``, byte-exact with Saleor.
+
+    Holds a :class:`KeySet` (one key is wrapped in a set) and signs with its active key at call
+    time, so a rotation takes effect on the next signature.
+    """
 
     kind = "jws"
 
-    def __init__(self, key: RSAKey) -> None:
-        self.key = key
-        header = {"alg": "RS256", "b64": False, "crit": ["b64"], "kid": key.kid, "typ": "JWT"}
-        self._header_b64 = b64url_encode(_compact(header))
-        self._prefix = self._header_b64.encode("ascii") + b"."
+    def __init__(self, key: SigningKey | KeySet) -> None:
+        self.keys = key if isinstance(key, KeySet) else KeySet([key])
+        self._prefixes: dict[str, tuple[str, bytes]] = {}
+
+    @property
+    def key(self) -> SigningKey:
+        """The active key."""
+        return self.keys.active
+
+    def _prefix(self, key: SigningKey) -> tuple[str, bytes]:
+        cached = self._prefixes.get(key.kid)
+        if cached is None:
+            header_b64 = b64url_encode(compact_json(saleor_header(key)))
+            cached = (header_b64, header_b64.encode("ascii") + b".")
+            self._prefixes[key.kid] = cached
+        return cached
 
     def sign(self, body: bytes, /) -> str:
-        signature = self.key.sign_rs256(self._prefix + body)
-        return f"{self._header_b64}..{b64url_encode(signature)}"
+        key = self.keys.active
+        header_b64, prefix = self._prefix(key)
+        return f"{header_b64}..{b64url_encode(key.sign(prefix + body))}"
 
-    def jwks(self) -> dict[str, list[dict[str, Any]]]:
-        return {"keys": [self.key.public_jwk]}
+    def jwks(self, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The JWKS of every published key (see :meth:`KeySet.jwks`)."""
+        return self.keys.jwks(now)
 
     def __repr__(self) -> str:
-        return f"JWSSigner(kid={self.key.kid!r})"
+        return f"JWSSigner({self.keys!r})"
 
 
-def _public_key_from_jwk(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey:
-    try:
-        n = int.from_bytes(b64url_decode(str(jwk["n"]), what="jwk n"), "big")
-        e = int.from_bytes(b64url_decode(str(jwk["e"]), what="jwk e"), "big")
-        return rsa.RSAPublicNumbers(e, n).public_key()
-    except (KeyError, ValueError) as exc:
-        raise SignatureError("JWKS: RSA key without usable 'n' and 'e'") from exc
+# -- receiver side ---------------------------------------------------------------------------
 
 
-def verify_jws(body: bytes, signature: str, jwks: Mapping[str, Any]) -> None:
-    """Verify a detached RS256 JWS over ``body`` against a JWKS document.
+@dataclass(frozen=True, slots=True)
+class DetachedJWS:
+    """A parsed ``<header>..<signature>`` value; ``kid`` is None when the header has none."""
 
-    Raises :class:`SignatureError` for a malformed header, an unknown ``kid``, a wrong ``alg``,
-    ``b64`` without ``crit``, or a signature that does not match.
+    header_b64: str
+    header: Mapping[str, Any] = field(repr=False)
+    signature: bytes = field(repr=False)
+    alg: str
+    kid: str | None
+
+    def signing_input(self, body: bytes) -> bytes:
+        return self.header_b64.encode("ascii") + b"." + body
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise MalformedSignatureError(f"JWS header: duplicate member {key!r}")
+        result[key] = value
+    return result
+
+
+def parse_detached_jws(signature: str, *, algorithms: Sequence[str] = ALGORITHMS) -> DetachedJWS:
+    """Parse and check a detached, unencoded JWS; raises :class:`MalformedSignatureError`.
+
+    Refused: anything but three parts with an empty middle; a header that is not a base64url
+    JSON object (duplicate members included); ``alg`` missing, ``none`` or not in
+    ``algorithms``; ``b64`` other than ``false``; ``crit`` not naming ``b64`` or naming a
+    parameter this verifier does not understand; a non-string ``kid``; oversized values.
     """
-    if not isinstance(signature, str) or signature.count(".") != 2:
-        raise SignatureError("JWS: expected '<header>..<signature>'")
-    header_b64, payload_part, sig_b64 = signature.split(".")
+    if not isinstance(signature, str) or not signature:
+        raise MalformedSignatureError("JWS: signature header is missing or empty")
+    if len(signature) > MAX_SIGNATURE_LENGTH:
+        raise MalformedSignatureError(
+            f"JWS: signature header of {len(signature)} characters, at most "
+            f"{MAX_SIGNATURE_LENGTH} accepted"
+        )
+    parts = signature.split(".")
+    if len(parts) != 3:
+        raise MalformedSignatureError(
+            f"JWS: expected '<header>..<signature>' (3 parts), got {len(parts)} part(s)"
+        )
+    header_b64, payload_part, sig_b64 = parts
     if payload_part:
-        raise SignatureError("JWS: payload must be detached (empty middle part)")
+        raise MalformedSignatureError("JWS: payload must be detached (empty middle part)")
     try:
-        header = json.loads(b64url_decode(header_b64, what="JWS header"))
-    except ValueError as exc:
-        raise SignatureError("JWS header: not JSON") from exc
+        raw_header = b64url_decode(header_b64, what="JWS header")
+        header = json.loads(raw_header, object_pairs_hook=_no_duplicates)
+    except SignatureError as exc:
+        raise MalformedSignatureError(str(exc)) from None
+    except (ValueError, RecursionError):
+        raise MalformedSignatureError("JWS header: not JSON") from None
     if not isinstance(header, dict):
-        raise SignatureError("JWS header: not a JSON object")
-    if header.get("alg") != "RS256":
-        raise SignatureError(f"JWS header: alg {header.get('alg')!r} is not RS256")
-    if header.get("b64") is not False or header.get("crit") != ["b64"]:
-        raise SignatureError("JWS header: expected b64=false with crit=['b64']")
-    keys: Sequence[Mapping[str, Any]] = [
-        k for k in jwks.get("keys", []) if isinstance(k, Mapping) and k.get("kty") == "RSA"
-    ]
+        raise MalformedSignatureError("JWS header: not a JSON object")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        raise MalformedSignatureError("JWS header: 'alg' missing or not a string")
+    if alg.lower() == "none":
+        raise MalformedSignatureError("JWS header: alg 'none' is never accepted")
+    if alg not in algorithms:
+        raise MalformedSignatureError(
+            f"JWS header: alg {alg[:20]!r} not accepted (accepted: {list(algorithms)})"
+        )
+    if header.get("b64") is not False:
+        raise MalformedSignatureError("JWS header: expected an unencoded payload (b64: false)")
+    crit = header.get("crit")
+    if not isinstance(crit, list) or "b64" not in crit:
+        raise MalformedSignatureError("JWS header: b64: false needs crit: ['b64']")
+    not_understood = [c for c in crit if c != "b64"]
+    if not_understood:
+        raise MalformedSignatureError(
+            f"JWS header: crit names parameters not understood: {not_understood[:5]!r}"
+        )
     kid = header.get("kid")
-    candidates = [k for k in keys if k.get("kid") == kid] if kid is not None else list(keys)
-    if not candidates:
-        raise SignatureError(f"JWS: no key in the JWKS has kid {kid!r}")
-    raw_sig = b64url_decode(sig_b64, what="JWS signature")
-    signing_input = header_b64.encode("ascii") + b"." + body
-    for jwk in candidates:
+    if kid is not None and not isinstance(kid, str):
+        raise MalformedSignatureError("JWS header: 'kid' is not a string")
+    try:
+        raw_sig = b64url_decode(sig_b64, what="JWS signature")
+    except SignatureError as exc:
+        raise MalformedSignatureError(str(exc)) from None
+    return DetachedJWS(header_b64=header_b64, header=header, signature=raw_sig, alg=alg, kid=kid)
+
+
+_PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class PublicJWK:
+    """A verification key taken from a JWKS: its ``kid`` (may be None), ``alg`` and key."""
+
+    kid: str | None
+    alg: str
+    key: _PublicKey = field(repr=False)
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
         try:
-            _public_key_from_jwk(jwk).verify(
-                raw_sig, signing_input, padding.PKCS1v15(), hashes.SHA256()
-            )
-            return
+            if isinstance(self.key, rsa.RSAPublicKey):
+                self.key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+            elif isinstance(self.key, ec.EllipticCurvePublicKey):
+                if len(signature) != 64:
+                    return False
+                der = encode_dss_signature(
+                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+                )
+                self.key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+            else:
+                self.key.verify(signature, data)
         except InvalidSignature:
-            continue
-    raise SignatureError("JWS: signature does not match the body")
+            return False
+        return True
+
+
+def _b64_int(jwk: Mapping[str, Any], name: str) -> int:
+    value = jwk.get(name)
+    if not isinstance(value, str):
+        raise InvalidKeyError(f"jwk: member {name!r} missing", field="jwks")
+    try:
+        return int.from_bytes(b64url_decode(value, what=f"jwk {name}"), "big")
+    except SignatureError:
+        raise InvalidKeyError(f"jwk: member {name!r} is not base64url", field="jwks") from None
+
+
+def public_jwk(jwk: Mapping[str, Any]) -> PublicJWK:
+    """A :class:`PublicJWK` from one JWK; raises :class:`InvalidKeyError` if it is unusable
+    (unsupported type or curve, RSA under 2048 bits, ``use``/``key_ops`` not for verifying)."""
+    kty = jwk.get("kty")
+    kid = jwk.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidKeyError("jwk: 'kid' is not a string", field="jwks")
+    if jwk.get("use", "sig") != "sig":
+        raise InvalidKeyError("jwk: 'use' is not 'sig'", field="jwks")
+    ops = jwk.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        raise InvalidKeyError("jwk: 'key_ops' does not allow 'verify'", field="jwks")
+    key: _PublicKey
+    try:
+        if kty == "RSA":
+            key = rsa.RSAPublicNumbers(_b64_int(jwk, "e"), _b64_int(jwk, "n")).public_key()
+            if key.key_size < MIN_RSA_BITS:
+                raise InvalidKeyError(
+                    f"jwk: RSA key of {key.key_size} bits, fewer than {MIN_RSA_BITS}", field="jwks"
+                )
+            natural = "RS256"
+        elif kty == "EC" and jwk.get("crv") == "P-256":
+            key = ec.EllipticCurvePublicNumbers(
+                _b64_int(jwk, "x"), _b64_int(jwk, "y"), ec.SECP256R1()
+            ).public_key()
+            natural = "ES256"
+        elif kty == "OKP" and jwk.get("crv") == "Ed25519":
+            x = jwk.get("x")
+            raw = b64url_decode(x, what="jwk x") if isinstance(x, str) else b""
+            key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            natural = "EdDSA"
+        else:
+            raise InvalidKeyError(
+                f"jwk: unsupported key type {kty!r} / curve {jwk.get('crv')!r}", field="jwks"
+            )
+    except (ValueError, SignatureError) as exc:
+        if isinstance(exc, InvalidKeyError):
+            raise
+        raise InvalidKeyError(f"jwk: {kty} key members are not a valid key", field="jwks") from None
+    alg = jwk.get("alg", natural)
+    if alg != natural:
+        raise InvalidKeyError(f"jwk: alg {alg!r} does not fit a {kty} key", field="jwks")
+    return PublicJWK(kid=kid, alg=natural, key=key)
+
+
+class PublicKeys:
+    """A parsed JWKS: usable keys by ``kid``, and why any others were refused.
+
+    Parsing happens once per JWKS document, never per signature.
+    """
+
+    def __init__(self, keys: Sequence[PublicJWK] = (), refused: Mapping[str, str] | None = None):
+        self.keys = tuple(keys)
+        self.refused = dict(refused or {})
+        self._by_kid = {k.kid: k for k in self.keys if k.kid is not None}
+
+    @classmethod
+    def from_jwks(cls, document: Mapping[str, Any] | str | bytes) -> PublicKeys:
+        """Parse a JWKS (object or JSON text); raises :class:`InvalidKeyError` if it is not
+        ``{"keys": [...]}``. Unusable keys are skipped and listed in ``refused``."""
+        if isinstance(document, str | bytes):
+            try:
+                document = json.loads(document)
+            except (ValueError, RecursionError):
+                raise InvalidKeyError("jwks: not JSON", field="jwks") from None
+        if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+            raise InvalidKeyError("jwks: expected an object with a 'keys' list", field="jwks")
+        keys: list[PublicJWK] = []
+        refused: dict[str, str] = {}
+        for index, jwk in enumerate(document["keys"]):
+            if not isinstance(jwk, Mapping):
+                continue
+            try:
+                keys.append(public_jwk(jwk))
+            except InvalidKeyError as exc:
+                kid = jwk.get("kid")
+                refused[kid if isinstance(kid, str) else f"#{index}"] = str(exc)
+        return cls(keys, refused)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def has_kid(self, kid: str | None) -> bool:
+        return kid is None or kid in self._by_kid
+
+    def select(self, jws: DetachedJWS) -> PublicJWK:
+        """The key that must have made ``jws``; raises :class:`UnknownKeyError`."""
+        if jws.kid is not None:
+            found = self._by_kid.get(jws.kid)
+            if found is None:
+                why = self.refused.get(jws.kid)
+                detail = f" (refused: {why})" if why else ""
+                raise UnknownKeyError(f"JWS: no usable key in the JWKS has kid {jws.kid!r}{detail}")
+        else:
+            fitting = [k for k in self.keys if k.alg == jws.alg]
+            if len(fitting) != 1:
+                # jose (and so Saleor's SDK) refuses to guess between several keys.
+                raise UnknownKeyError(
+                    f"JWS: header has no kid and the JWKS has {len(fitting)} {jws.alg} keys"
+                )
+            found = fitting[0]
+        if found.alg != jws.alg:
+            raise UnknownKeyError(
+                f"JWS: header alg {jws.alg!r} differs from the key's alg {found.alg!r}"
+            )
+        return found
+
+    def verify(self, body: bytes, jws: DetachedJWS) -> None:
+        """Raise unless ``jws`` is a signature over ``body`` by one of these keys."""
+        if not self.select(jws).verify(jws.signature, jws.signing_input(body)):
+            raise SignatureMismatchError("JWS: signature does not match the body")
+
+
+def verify_jws(
+    body: bytes,
+    signature: str,
+    jwks: Mapping[str, Any] | PublicKeys,
+    *,
+    algorithms: Sequence[str] = ALGORITHMS,
+) -> None:
+    """Verify a detached JWS over ``body`` against a JWKS document (or parsed keys).
+
+    Raises a :class:`SignatureError` subclass: malformed header, unknown key, or mismatch.
+    """
+    jws = parse_detached_jws(signature, algorithms=algorithms)
+    try:
+        keys = jwks if isinstance(jwks, PublicKeys) else PublicKeys.from_jwks(jwks)
+    except InvalidKeyError as exc:
+        raise UnknownKeyError(f"JWKS unusable: {exc}") from None
+    keys.verify(body, jws)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 
-__all__ = ["DeliveryQuery", "Store"]
+__all__ = ["DEFAULT_KEEP_FAILED", "DeliveryQuery", "Store", "WorkNotifier"]
+
+#: How long failed deliveries are kept by default (Saleor keeps them 14 days).
+DEFAULT_KEEP_FAILED: Final = timedelta(days=14)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +83,40 @@ class Store(Protocol):
         """Record ``attempt``, set the delivery's status and next try, and drop its lease."""
         ...
 
-    async def release(self, delivery_ids: Sequence[str]) -> None:
-        """Drop the leases of deliveries that were claimed but not attempted."""
+    async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
+        """Hand back deliveries that were claimed but not attempted: claimable again at
+        ``until`` (None: at once). No attempt is recorded and the retry budget is unchanged."""
+        ...
+
+    async def purge(
+        self,
+        now: datetime,
+        keep_success: timedelta | None = None,
+        keep_failed: timedelta = DEFAULT_KEEP_FAILED,
+    ) -> int:
+        """Delete finished deliveries past retention with their attempts and unshared payloads.
+
+        Successes older than ``keep_success`` go (``None``: every success), failures older
+        than ``keep_failed`` (14 days, Saleor's rule); age counts from when the delivery
+        finished. Pending deliveries are never touched. Returns how many deliveries went.
+        """
+        ...
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and create or migrate the schema; idempotent. Every method also opens the
+        store on first use, so calling this first only moves the cost (and errors) earlier."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class WorkNotifier(Protocol):
+    """A store that learns of work queued by other processes (PostgreSQL's LISTEN/NOTIFY)."""
+
+    def add_work_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the event loop) whenever deliveries may have become due."""
+        ...
+
+    def remove_work_listener(self, callback: Callable[[], None]) -> None: ...

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 from ..exceptions import StoreError
-from .base import DeliveryQuery
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery
 
 __all__ = ["MemoryStore"]
 
@@ -102,8 +102,7 @@ class MemoryStore:
         for delivery in deliveries:
             self._deliveries[delivery.id] = delivery
             if delivery.status is DeliveryStatus.PENDING:
-                due = delivery.next_try_at or delivery.created_at
-                heapq.heappush(self._due, (due, delivery.id))
+                heapq.heappush(self._due, (self._due_at(delivery), delivery.id))
 
     async def get_payload(self, payload_id: str) -> Payload | None:
         return self._payloads.get(payload_id)
@@ -192,16 +191,44 @@ class MemoryStore:
         self._deliveries[delivery_id] = updated
         self._attempts.setdefault(delivery_id, []).append(attempt)
         if status is DeliveryStatus.PENDING:
-            heapq.heappush(self._due, (next_try_at or now, delivery_id))
+            # The same due time _due_at computes, or the lazy heap would skip the entry.
+            heapq.heappush(self._due, (self._due_at(updated), delivery_id))
         return updated
 
-    async def release(self, delivery_ids: Sequence[str]) -> None:
+    async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
         for delivery_id in delivery_ids:
             delivery = self._deliveries.get(delivery_id)
             if delivery is not None and delivery.status is DeliveryStatus.PENDING:
-                released = replace(delivery, lease_until=None)
+                released = replace(delivery, lease_until=until)
                 self._deliveries[delivery_id] = released
                 heapq.heappush(self._due, (self._due_at(released), delivery_id))
+
+    async def purge(
+        self,
+        now: datetime,
+        keep_success: timedelta | None = None,
+        keep_failed: timedelta = DEFAULT_KEEP_FAILED,
+    ) -> int:
+        self._check()
+        gone = [
+            d
+            for d in self._deliveries.values()
+            if (d.status is DeliveryStatus.FAILED and _finished(d) < now - keep_failed)
+            or (
+                d.status is DeliveryStatus.SUCCESS
+                and (keep_success is None or _finished(d) < now - keep_success)
+            )
+        ]
+        for delivery in gone:
+            del self._deliveries[delivery.id]
+            self._attempts.pop(delivery.id, None)
+        still_used = {d.payload_id for d in self._deliveries.values()}
+        for payload_id in {d.payload_id for d in gone} - still_used:
+            self._payloads.pop(payload_id, None)
+        return len(gone)
+
+    async def open(self) -> None:
+        self._check()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -211,3 +238,7 @@ class MemoryStore:
             f"MemoryStore(apps={len(self._apps)}, webhooks={len(self._webhooks)}, "
             f"deliveries={len(self._deliveries)})"
         )
+
+
+def _finished(delivery: Delivery) -> datetime:
+    return delivery.updated_at or delivery.created_at

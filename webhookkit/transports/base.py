@@ -44,6 +44,9 @@ class OutboundMessage:
     signature_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     #: Key for ordered delivery on queues (SQS group id, Pub/Sub ordering key); None = default.
     ordering_key: str | None = None
+    #: Read up to this many bytes of the answer into ``TransportResult.body`` (sync webhooks);
+    #: 0 keeps only the 1,024-character excerpt.
+    body_limit: int = 0
     delivery_id: str = ""
     webhook_id: str = ""
     timeouts: Timeouts = Timeouts()
@@ -65,6 +68,8 @@ class TransportResult:
     response_headers: tuple[tuple[str, str], ...] = ()
     retryable: bool = False
     message_id: str | None = None
+    #: The answer's bytes, when the message asked for them with ``body_limit``.
+    body: bytes | None = field(default=None, repr=False)
 
 
 class Transport(abc.ABC):

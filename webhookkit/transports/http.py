@@ -1,22 +1,41 @@
-"""HTTP(S) delivery with aiohttp: one pooled session, Saleor's headers in Saleor's order."""
+"""HTTP(S) delivery with aiohttp: one pooled session, Saleor's headers in Saleor's order.
+
+Hardened for URLs written by apps: the SSRF guard refuses internal addresses and connects
+only to the addresses it checked, TLS is verified, redirects are never followed, and every
+attempt runs under a connect and a total timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from yarl import URL
 
-from .._secret import redact_headers
+from .._secret import REDACTED, SENSITIVE_HEADERS
 from ..delivery.records import excerpt
-from ..exceptions import ConnectError, DeliveryTimeoutError, TransportError
-from .base import OutboundMessage, Transport, TransportResult
+from ..exceptions import (
+    BlockedAddressError,
+    ConfigurationError,
+    ConnectError,
+    DeliveryTimeoutError,
+    TLSError,
+    TransportError,
+)
+from ._ssrf import AddressPolicy, GuardedResolver, IPAddress, IPNetwork
+from .base import OutboundMessage, Timeouts, Transport, TransportResult
 
 __all__ = ["DEFAULT_USER_AGENT", "HTTPTransport", "saleor_headers"]
 
 DEFAULT_USER_AGENT = "Saleor/3.24 webhookkit/0.1"
 _READ_LIMIT = 4 * 1024 + 4  # enough bytes for 1,025 characters of any UTF-8 text
+_CACHE_SIZE = 4096
+
+PathLike = str | os.PathLike[str]
 
 
 def saleor_headers(message: OutboundMessage) -> list[tuple[str, str]]:
@@ -32,18 +51,73 @@ def saleor_headers(message: OutboundMessage) -> list[tuple[str, str]]:
     headers += message.signature_headers
     position = {name.lower(): i for i, (name, _) in enumerate(headers)}
     for key, value in message.custom_headers:
-        if key == "content-type":  # never overridable; validation refuses it anyway
+        lower = key.lower()
+        if lower == "content-type":  # never overridable; validation refuses it anyway
             continue
-        if key in position:
-            headers[position[key]] = (key, value)
+        if lower in position:
+            headers[position[lower]] = (key, value)
         else:
-            position[key] = len(headers)
+            position[lower] = len(headers)
             headers.append((key, value))
     return headers
 
 
+def record_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Headers fit for an attempt record: secrets and signatures replaced by ``[secret]``.
+
+    Beyond :data:`SENSITIVE_HEADERS` this also hides every ``Authorization*`` custom header
+    (Saleor accepts any key starting with ``authorization``).
+    """
+    out = []
+    for key, value in headers:
+        lower = key.lower()
+        if lower in SENSITIVE_HEADERS or lower.startswith("authorization"):
+            value = REDACTED
+        out.append((key, value))
+    return tuple(out)
+
+
+def build_ssl_context(
+    *,
+    ca_bundle: PathLike | None = None,
+    client_cert: PathLike | tuple[PathLike, PathLike] | None = None,
+) -> ssl.SSLContext:
+    """A verifying client context: ``ca_bundle`` replaces the system CAs when given;
+    ``client_cert`` (one PEM with both, or ``(cert, key)``) is presented for mTLS."""
+    try:
+        context = ssl.create_default_context(
+            cafile=os.fspath(ca_bundle) if ca_bundle is not None else None
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"ca_bundle: cannot load CA certificates from {os.fspath(ca_bundle or '')!r}: {exc}",
+            field="ca_bundle",
+        ) from None
+    if client_cert is not None:
+        cert, key = client_cert if isinstance(client_cert, tuple) else (client_cert, None)
+        try:
+            context.load_cert_chain(os.fspath(cert), os.fspath(key) if key is not None else None)
+        except (OSError, ssl.SSLError) as exc:
+            # The message names the file only: a key's content must never be echoed.
+            raise ConfigurationError(
+                f"client_cert: cannot load the certificate/key from {os.fspath(cert)!r}: "
+                f"{type(exc).__name__}",
+                field="client_cert",
+            ) from None
+    return context
+
+
 class HTTPTransport(Transport):
-    """POSTs bodies with aiohttp. Redirects are never followed; 2xx is success."""
+    """POSTs bodies with aiohttp. Redirects are never followed; 2xx is success.
+
+    One session (one connection pool, kept alive) per transport; ``limit`` caps connections
+    in all and ``limit_per_host`` per host. The SSRF guard refuses loopback, private,
+    link-local, multicast, reserved and unspecified addresses unless ``allow_addresses`` lists
+    them (``["127.0.0.1/32"]`` for tests); ``ssrf_guard=False`` turns it off. ``resolver``
+    does the DNS lookups behind the guard (default: ``getaddrinfo`` in a thread).
+    TLS is verified against the system CAs, or ``ca_bundle``; ``client_cert`` enables mTLS;
+    ``ssl_context`` replaces all three.
+    """
 
     schemes = frozenset({"http", "https"})
 
@@ -51,59 +125,127 @@ class HTTPTransport(Transport):
         self,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        ca_bundle: PathLike | None = None,
+        client_cert: PathLike | tuple[PathLike, PathLike] | None = None,
+        allow_addresses: Iterable[str | IPNetwork | IPAddress] = (),
+        ssrf_guard: bool = True,
+        resolver: AbstractResolver | None = None,
         limit: int = 100,
         limit_per_host: int = 10,
+        keepalive_timeout: float = 15.0,
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        if ssl_context is not None and (ca_bundle is not None or client_cert is not None):
+            raise ConfigurationError(
+                "ssl_context: give either ssl_context or ca_bundle/client_cert, not both",
+                field="ssl_context",
+            )
+        if limit < 0 or limit_per_host < 0:
+            raise ConfigurationError("limit: connection limits must be >= 0", field="limit")
+        self._ssl: ssl.SSLContext | bool = True
+        if ssl_context is not None:
+            self._ssl = ssl_context
+        elif ca_bundle is not None or client_cert is not None:
+            self._ssl = build_ssl_context(ca_bundle=ca_bundle, client_cert=client_cert)
+        self.policy = AddressPolicy.build(allow_addresses, enabled=ssrf_guard)
+        self._inner_resolver = resolver
         self._limit = limit
         self._limit_per_host = limit_per_host
+        self._keepalive = keepalive_timeout
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: AbstractResolver | None = None
+        # Per-URL work done once: the parsed URL whose host passed the literal check, and
+        # the aiohttp timeout per Timeouts value (both small, bounded caches).
+        self._urls: dict[str, URL] = {}
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            self._resolver = (
+                GuardedResolver(self.policy, self._inner_resolver)
+                if self.policy.enabled
+                else self._inner_resolver
+            )
             connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=self._limit_per_host, ssl=self._ssl
+                limit=self._limit,
+                limit_per_host=self._limit_per_host,
+                keepalive_timeout=self._keepalive,
+                ssl=self._ssl,
+                resolver=self._resolver,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": self._user_agent},
                 auto_decompress=True,
+                trust_env=False,  # a proxy from the environment would bypass the SSRF guard
             )
         return self._session
 
+    def _url(self, message: OutboundMessage) -> URL:
+        """The parsed URL, its host checked if it is an address literal (cached per URL)."""
+        url = self._urls.get(message.url)
+        if url is None:
+            url = URL(message.url)
+            if not url.raw_host:
+                raise TransportError(f"invalid URL {message.target}: no host", retryable=False)
+            self.policy.check_literal(url.raw_host)
+            if len(self._urls) >= _CACHE_SIZE:
+                self._urls.clear()
+            self._urls[message.url] = url
+        return url
+
+    def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
+        found = self._timeouts.get(timeouts)
+        if found is None:
+            found = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+            if len(self._timeouts) >= _CACHE_SIZE:
+                self._timeouts.clear()
+            self._timeouts[timeouts] = found
+        return found
+
     async def send(self, message: OutboundMessage) -> TransportResult:
         headers = saleor_headers(message)
-        timeout = aiohttp.ClientTimeout(
-            total=message.timeouts.total, sock_connect=message.timeouts.connect
-        )
+        timeout = self._timeout(message.timeouts)
         try:
+            url = self._url(message)
             async with self._get_session().post(
-                message.url,
+                url,
                 data=message.body,
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
             ) as response:
-                raw = await response.content.read(_READ_LIMIT)
-                text = raw.decode(response.get_encoding() if raw else "utf-8", errors="replace")
+                # Sync webhooks need the whole answer (up to body_limit); async ones an excerpt.
+                raw = await response.content.read(max(_READ_LIMIT, message.body_limit))
+                text = raw[:_READ_LIMIT].decode(response.charset or "utf-8", errors="replace")
                 status = response.status
                 return TransportResult(
                     ok=200 <= status < 300,
                     status_code=status,
                     response_excerpt=excerpt(text),
-                    request_headers=redact_headers(headers),
-                    response_headers=redact_headers(_pairs(response.headers)),
+                    # What webhookkit sent (as Saleor records it); aiohttp adds Host,
+                    # Accept, Accept-Encoding, Content-Length and the User-Agent.
+                    request_headers=record_headers(headers),
+                    response_headers=record_headers(response.headers.items()),
+                    # Saleor: 5xx is retried; 3xx (never followed) and 4xx are final.
                     retryable=status >= 500,
+                    body=raw if message.body_limit else None,
                 )
+        except BlockedAddressError:
+            raise
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise DeliveryTimeoutError(
                 f"timed out sending to {message.target} (budget {message.timeouts.total:g} s, "
                 f"connect {message.timeouts.connect:g} s)"
             ) from exc
-        except aiohttp.InvalidURL as exc:
-            raise TransportError(f"invalid URL {message.target}", retryable=False) from exc
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            # Before ValueError: a certificate error is a ValueError too (ssl.CertificateError).
+            raise TLSError(f"TLS failed with {message.target}: {_describe(exc)}") from exc
+        except (aiohttp.InvalidURL, ValueError) as exc:
+            raise TransportError(
+                f"invalid URL {message.target}: {_describe(exc)}", retryable=False
+            ) from exc
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise ConnectError(f"cannot connect to {message.target}: {_describe(exc)}") from exc
         except aiohttp.ClientError as exc:
@@ -115,13 +257,15 @@ class HTTPTransport(Transport):
             # Let the connector's transports finish closing before the loop goes away.
             await asyncio.sleep(0)
         self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
     def __repr__(self) -> str:
-        return f"HTTPTransport(limit={self._limit}, limit_per_host={self._limit_per_host})"
-
-
-def _pairs(headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    return list(headers.items())
+        return (
+            f"HTTPTransport(limit={self._limit}, limit_per_host={self._limit_per_host}, "
+            f"ssrf_guard={self.policy.enabled}, allow={[str(n) for n in self.policy.allow]})"
+        )
 
 
 def _describe(exc: BaseException) -> str:

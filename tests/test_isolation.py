@@ -1,0 +1,97 @@
+"""Isolation and back-pressure: slow or dead endpoints never hold up the others."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from conftest import LOOPBACK, Receiver
+
+from webhookkit import DeliveryStatus, Timeouts, WebhookKit
+from webhookkit.delivery.isolation import IsolationConfig
+from webhookkit.testing import FakeClock
+
+ReceiverFactory = Callable[[], Awaitable[Receiver]]
+
+
+async def webhook(kit: WebhookKit, url: str, event: str, **kwargs: object) -> str:
+    app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS", "MANAGE_PRODUCTS"])
+    hook = await kit.webhooks.create(
+        app,
+        target_url=url,
+        events=[event],
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return hook.id
+
+
+async def test_fast_endpoint_finishes_before_the_slow_one_times_out(
+    receiver_factory: ReceiverFactory,
+) -> None:
+    slow, fast = await receiver_factory(), await receiver_factory()
+    slow.delay = 10.0
+    async with WebhookKit(allow_addresses=LOOPBACK, drain_timeout=10) as kit:
+        slow_id = await webhook(
+            kit, slow.url, "PRODUCT_CREATED", timeouts=Timeouts(connect=2, total=5)
+        )
+        await webhook(kit, fast.url, "ORDER_CREATED")
+        slow_ids: list[str] = []
+        fast_ids: list[str] = []
+        for n in range(500):
+            if n < 50:
+                slow_ids += await kit.trigger("PRODUCT_CREATED", payload={"n": n})
+            fast_ids += await kit.trigger("ORDER_CREATED", payload={"n": n})
+        done = await kit.wait_for(fast_ids, timeout=60)
+        slow_attempts = [a for i in slow_ids for a in await kit.list_attempts(i)]
+        assert all(d.status is DeliveryStatus.SUCCESS for d in done)
+        assert len(fast.received) == 500
+        # The slow endpoint's first request is still waiting for its 5 s timeout.
+        assert slow_attempts == []
+        assert 1 <= len(slow.received) <= kit.scheduler.gate.config.per_endpoint
+        assert slow_id
+
+
+async def test_breaker_holds_deliveries_without_spending_their_retries(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    receiver.statuses = [503, 503, 503]
+    config = IsolationConfig(per_endpoint=1, failure_threshold=3, cooldown=timedelta(seconds=30))
+    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK, isolation=config) as kit:
+        await webhook(kit, receiver.url, "ORDER_CREATED")
+        ids = [i for n in range(10) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        await kit.wait_idle()
+        assert len(receiver.received) == 3  # then the breaker opened
+        attempts = [len(await kit.list_attempts(i)) for i in ids]
+        assert sorted(attempts) == [0] * 7 + [1] * 3
+        assert (
+            kit.scheduler.gate.state(
+                (await kit.get_delivery(ids[0])).webhook_id
+                if await kit.get_delivery(ids[0])
+                else "",
+                clock.now(),
+            )
+            == "open"
+        )
+        await clock.advance(10)  # the three retries are due, but the breaker still holds
+        await kit.wait_idle()
+        assert len(receiver.received) == 3
+        await clock.advance(20)  # cooldown over: one probe, it succeeds, the rest follow
+        await kit.wait_idle()
+        deliveries = await kit.wait_for(ids, timeout=10)
+    assert all(d.status is DeliveryStatus.SUCCESS for d in deliveries)
+    assert sorted(d.attempts for d in deliveries) == [1] * 7 + [2] * 3
+    assert len(receiver.received) == 13
+
+
+async def test_trigger_waits_when_too_many_deliveries_are_unfinished(receiver: Receiver) -> None:
+    receiver.delay = 0.02
+    seen: list[int] = []
+    async with WebhookKit(allow_addresses=LOOPBACK, max_queued=5) as kit:
+        await webhook(kit, receiver.url, "ORDER_CREATED")
+        ids: list[str] = []
+        for n in range(30):
+            ids += await kit.trigger("ORDER_CREATED", payload={"n": n})
+            seen.append(kit.scheduler.queued)
+        await kit.wait_for(ids, timeout=30)
+    assert max(seen) <= 5
+    assert len(receiver.received) == 30

@@ -1,0 +1,139 @@
+"""Per-endpoint isolation: concurrency limits and a breaker that holds deliveries.
+
+An endpoint is one webhook. A slow or dead endpoint may occupy at most ``per_endpoint``
+send slots; its other due deliveries wait in a short local queue or go back to the store
+for a few seconds, so deliveries to every other endpoint keep flowing. After
+``failure_threshold`` consecutive connection errors, timeouts or 5xx answers the endpoint's
+breaker opens: its deliveries stay pending (no attempt is recorded, no retry budget is spent)
+until ``cooldown`` has passed and one probe delivery succeeds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..exceptions import ConfigurationError
+from .records import Delivery
+
+__all__ = ["EndpointGate", "IsolationConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class IsolationConfig:
+    per_endpoint: int = 10
+    held_per_endpoint: int = 20
+    postpone: timedelta = timedelta(seconds=2)
+    failure_threshold: int = 5
+    cooldown: timedelta = timedelta(seconds=30)
+
+    def __post_init__(self) -> None:
+        if self.per_endpoint < 1 or self.held_per_endpoint < 0 or self.failure_threshold < 1:
+            raise ConfigurationError(
+                "isolation: per_endpoint and failure_threshold must be >= 1, "
+                "held_per_endpoint >= 0",
+                field="isolation",
+            )
+
+
+@dataclass
+class _Endpoint:
+    active: int = 0
+    held: deque[Delivery] = field(default_factory=deque)
+    failures: int = 0
+    open_until: datetime | None = None
+    probing: bool = False
+
+
+class EndpointGate:
+    """Decides, per claimed delivery, whether to send now, hold locally or postpone."""
+
+    def __init__(self, config: IsolationConfig | None = None) -> None:
+        self.config = config or IsolationConfig()
+        self._endpoints: dict[str, _Endpoint] = {}
+        self.held_count = 0
+        self.postponed = 0
+        self.breaker_opened = 0
+
+    def _ep(self, key: str) -> _Endpoint:
+        return self._endpoints.setdefault(key, _Endpoint())
+
+    def state(self, key: str, now: datetime) -> str:
+        ep = self._endpoints.get(key)
+        if ep is None or ep.open_until is None:
+            return "closed"
+        return "open" if now < ep.open_until else "half-open"
+
+    def admit(self, delivery: Delivery, now: datetime, slots_free: bool) -> str:
+        """``"send"``, ``"hold"`` or ``"postpone"`` for a delivery just claimed."""
+        ep = self._ep(delivery.webhook_id)
+        state = self.state(delivery.webhook_id, now)
+        if state == "open" or (state == "half-open" and ep.probing):
+            self.postponed += 1
+            return "postpone"
+        if state == "half-open":
+            if not slots_free:
+                return self._hold_or_postpone(ep, delivery)
+            ep.probing = True
+            ep.active += 1
+            return "send"
+        if slots_free and ep.active < self.config.per_endpoint:
+            ep.active += 1
+            return "send"
+        return self._hold_or_postpone(ep, delivery)
+
+    def _hold_or_postpone(self, ep: _Endpoint, delivery: Delivery) -> str:
+        if len(ep.held) < self.config.held_per_endpoint:
+            ep.held.append(delivery)
+            self.held_count += 1
+            return "hold"
+        self.postponed += 1
+        return "postpone"
+
+    def next_ready(self, now: datetime) -> Delivery | None:
+        """A held delivery whose endpoint may take one more send now (round-robin order)."""
+        for key, ep in self._endpoints.items():
+            if not ep.held or self.state(key, now) != "closed":
+                continue
+            if ep.active < self.config.per_endpoint:
+                ep.active += 1
+                self.held_count -= 1
+                return ep.held.popleft()
+        return None
+
+    def release_blocked(self, now: datetime) -> list[Delivery]:
+        """Held deliveries of endpoints whose breaker is open: they go back to the store."""
+        out: list[Delivery] = []
+        for key, ep in self._endpoints.items():
+            if ep.held and self.state(key, now) != "closed":
+                out += ep.held
+                self.held_count -= len(ep.held)
+                ep.held.clear()
+        return out
+
+    def take_all_held(self) -> list[Delivery]:
+        out = [d for ep in self._endpoints.values() for d in ep.held]
+        for ep in self._endpoints.values():
+            ep.held.clear()
+        self.held_count = 0
+        return out
+
+    def done(self, key: str, healthy: bool | None, now: datetime) -> None:
+        """A send finished; ``healthy`` is None when nothing was sent."""
+        ep = self._ep(key)
+        ep.active = max(ep.active - 1, 0)
+        probing, ep.probing = ep.probing, False
+        if healthy is None:
+            return
+        if healthy:
+            ep.failures, ep.open_until = 0, None
+            return
+        ep.failures += 1
+        if probing or ep.failures >= self.config.failure_threshold:
+            ep.open_until = now + self.config.cooldown
+            self.breaker_opened += 1
+
+    def reopen_time(self, key: str) -> datetime | None:
+        ep = self._endpoints.get(key)
+        return ep.open_until if ep else None

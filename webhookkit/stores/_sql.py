@@ -1,0 +1,645 @@
+"""What the SQL stores share: the versioned schema, the query texts and row <-> record mapping.
+
+Queries are written once with PostgreSQL's ``$1`` placeholders; :meth:`Dialect.sql` turns them
+into SQLite's numbered ``?1`` form. Timestamps are ``TIMESTAMPTZ`` in PostgreSQL and integer
+microseconds since the epoch in SQLite, so both order and compare them exactly.
+"""
+
+# ruff: noqa: S608, S105
+# S608: every SQL text here is assembled from this module's own constants and generated
+# placeholders; values are always bound as parameters. S105: "token" column names, no secrets.
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, Final, Protocol
+
+from .._secret import Secret
+from ..apps import App, AppToken, Webhook
+from ..delivery.records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
+from ..exceptions import StoreError
+from ..transports.base import Timeouts
+from .base import DeliveryQuery
+
+__all__ = ["MIGRATIONS", "POSTGRES", "SCHEMA_VERSION", "SQLITE", "Dialect", "Migration", "Row"]
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+#: Deliveries deleted per statement by ``purge``, so a large purge never holds long locks.
+PURGE_BATCH: Final = 1000
+
+
+class Row(Protocol):
+    """A result row addressed by column name: ``sqlite3.Row`` and ``asyncpg.Record`` both are."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+@cache
+def _numbered_qmarks(text: str) -> str:
+    return re.sub(r"\$(\d+)", r"?\1", text)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The few ways SQLite and PostgreSQL differ for this schema."""
+
+    name: str
+    types: dict[str, str]
+    native_time: bool
+
+    def sql(self, text: str) -> str:
+        """``text`` with placeholders in this dialect's style."""
+        return text if self.name == "postgresql" else _numbered_qmarks(text)
+
+    def ddl(self, template: str) -> str:
+        return template.format(**self.types)
+
+    def ts(self, value: datetime | None) -> Any:
+        """A datetime as a query parameter; naive datetimes are refused, not guessed."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise StoreError(f"store: datetime {value.isoformat()} must be timezone-aware")
+        if self.native_time:
+            return value
+        return (value - EPOCH) // _MICROSECOND
+
+    def dt(self, value: Any) -> datetime | None:
+        """A column value back to an aware UTC datetime."""
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        return EPOCH + timedelta(microseconds=int(value))
+
+    def id_list(self, ids: Sequence[str]) -> Any:
+        """``ids`` as the parameter :meth:`in_ids` expects."""
+        return list(ids) if self.name == "postgresql" else json.dumps(list(ids))
+
+    def in_ids(self, column: str, param: str) -> str:
+        """``column`` is one of the ids in the list parameter ``param`` (``$n``)."""
+        if self.name == "postgresql":
+            return f"{column} = ANY({param}::text[])"
+        return f"{column} IN (SELECT value FROM json_each({param}))"
+
+
+SQLITE: Final = Dialect(
+    name="sqlite",
+    types={
+        "ts": "INTEGER",
+        "blob": "BLOB",
+        "json": "TEXT",
+        "bool": "INTEGER",
+        "real": "REAL",
+        "serial_pk": "INTEGER PRIMARY KEY",
+    },
+    native_time=False,
+)
+POSTGRES: Final = Dialect(
+    name="postgresql",
+    types={
+        "ts": "TIMESTAMPTZ",
+        "blob": "BYTEA",
+        "json": "JSONB",
+        "bool": "BOOLEAN",
+        "real": "DOUBLE PRECISION",
+        "serial_pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    },
+    native_time=True,
+)
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step; ``statements`` are DDL templates with ``{ts}``, ``{json}``... types."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS_TABLE: Final = "webhookkit_schema_migrations"
+CREATE_MIGRATIONS_TABLE: Final = f"""
+CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at {{ts}} NOT NULL
+)"""
+SELECT_SCHEMA_VERSION: Final = f"SELECT COALESCE(MAX(version), 0) AS v FROM {MIGRATIONS_TABLE}"
+INSERT_MIGRATION: Final = (
+    f"INSERT INTO {MIGRATIONS_TABLE} (version, description, applied_at) VALUES ($1, $2, $3)"
+)
+
+MIGRATIONS: Final = (
+    Migration(
+        1,
+        "apps, tokens, webhooks, payloads, deliveries, attempts",
+        (
+            """CREATE TABLE webhookkit_apps (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                is_active {bool} NOT NULL,
+                permissions {json} NOT NULL,
+                identifier TEXT,
+                created_at {ts}
+            )""",
+            """CREATE TABLE webhookkit_tokens (
+                id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                token_hash TEXT NOT NULL UNIQUE,
+                last_4 TEXT NOT NULL,
+                created_at {ts}
+            )""",
+            "CREATE INDEX webhookkit_tokens_app ON webhookkit_tokens (app_id)",
+            """CREATE TABLE webhookkit_webhooks (
+                id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                target_url TEXT NOT NULL,
+                name TEXT NOT NULL,
+                is_active {bool} NOT NULL,
+                events {json} NOT NULL,
+                subscription_query TEXT,
+                secret_key TEXT,
+                custom_headers {json} NOT NULL,
+                query_events {json} NOT NULL,
+                signing_profile TEXT NOT NULL,
+                timeouts {json},
+                created_at {ts}
+            )""",
+            "CREATE INDEX webhookkit_webhooks_app ON webhookkit_webhooks (app_id)",
+            """CREATE TABLE webhookkit_payloads (
+                id TEXT PRIMARY KEY,
+                event TEXT NOT NULL,
+                body {blob} NOT NULL,
+                created_at {ts} NOT NULL
+            )""",
+            # No foreign key to webhooks: a delivery outlives a deleted webhook and fails with
+            # "webhook was deleted" instead of vanishing.
+            """CREATE TABLE webhookkit_deliveries (
+                id TEXT PRIMARY KEY,
+                payload_id TEXT NOT NULL REFERENCES webhookkit_payloads (id),
+                webhook_id TEXT NOT NULL,
+                app_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                created_at {ts} NOT NULL,
+                status TEXT NOT NULL,
+                next_try_at {ts},
+                attempts INTEGER NOT NULL,
+                lease_until {ts},
+                last_error TEXT,
+                updated_at {ts},
+                due_at {ts}
+            )""",
+            # due_at = max(next try or creation, lease end) for pending rows: one ordered index
+            # answers both "what is claimable now" and "when is the next one due".
+            """CREATE INDEX webhookkit_deliveries_due ON webhookkit_deliveries (due_at, id)
+                WHERE status = 'pending'""",
+            "CREATE INDEX webhookkit_deliveries_created ON webhookkit_deliveries (created_at, id)",
+            """CREATE INDEX webhookkit_deliveries_webhook
+                ON webhookkit_deliveries (webhook_id, created_at)""",
+            """CREATE INDEX webhookkit_deliveries_finished
+                ON webhookkit_deliveries (status, updated_at)""",
+            "CREATE INDEX webhookkit_deliveries_payload ON webhookkit_deliveries (payload_id)",
+            """CREATE TABLE webhookkit_attempts (
+                seq {serial_pk},
+                id TEXT NOT NULL UNIQUE,
+                delivery_id TEXT NOT NULL
+                    REFERENCES webhookkit_deliveries (id) ON DELETE CASCADE,
+                number INTEGER NOT NULL,
+                created_at {ts} NOT NULL,
+                status TEXT NOT NULL,
+                duration {real} NOT NULL,
+                response_status_code INTEGER,
+                response_excerpt TEXT NOT NULL,
+                request_headers {json} NOT NULL,
+                response_headers {json} NOT NULL,
+                error_kind TEXT,
+                error TEXT,
+                retryable {bool} NOT NULL
+            )""",
+            """CREATE INDEX webhookkit_attempts_delivery
+                ON webhookkit_attempts (delivery_id, number)""",
+        ),
+    ),
+)
+SCHEMA_VERSION: Final = MIGRATIONS[-1].version
+
+
+def pending_migrations(current: int) -> tuple[Migration, ...]:
+    """The migrations after ``current``; a database newer than this library is refused."""
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"store: database schema is version {current}, this webhookkit knows up to "
+            f"{SCHEMA_VERSION}; upgrade webhookkit"
+        )
+    return tuple(m for m in MIGRATIONS if m.version > current)
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+APP_COLUMNS: Final = "id, name, is_active, permissions, identifier, created_at"
+TOKEN_COLUMNS: Final = "id, app_id, name, token_hash, last_4, created_at"
+WEBHOOK_COLUMNS: Final = (
+    "id, app_id, target_url, name, is_active, events, subscription_query, secret_key, "
+    "custom_headers, query_events, signing_profile, timeouts, created_at"
+)
+PAYLOAD_COLUMNS: Final = "id, event, body, created_at"
+DELIVERY_COLUMNS: Final = (
+    "id, payload_id, webhook_id, app_id, event, created_at, status, next_try_at, attempts, "
+    "lease_until, last_error, updated_at, due_at"
+)
+ATTEMPT_COLUMNS: Final = (
+    "id, delivery_id, number, created_at, status, duration, response_status_code, "
+    "response_excerpt, request_headers, response_headers, error_kind, error, retryable"
+)
+
+
+def _insert(table: str, columns: str, first: int = 1) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    marks = ", ".join(f"${i}" for i in range(first, first + len(names)))
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+
+
+def _upsert(table: str, columns: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "id")
+    return f"{_insert(table, columns)} ON CONFLICT (id) DO UPDATE SET {updates}"
+
+
+UPSERT_APP: Final = _upsert("webhookkit_apps", APP_COLUMNS)
+SELECT_APP: Final = f"SELECT {APP_COLUMNS} FROM webhookkit_apps WHERE id = $1"
+LIST_APPS: Final = f"SELECT {APP_COLUMNS} FROM webhookkit_apps ORDER BY id"
+DELETE_APP: Final = (
+    "DELETE FROM webhookkit_tokens WHERE app_id = $1",
+    "DELETE FROM webhookkit_webhooks WHERE app_id = $1",
+    "DELETE FROM webhookkit_apps WHERE id = $1",
+)
+
+UPSERT_TOKEN: Final = _upsert("webhookkit_tokens", TOKEN_COLUMNS)
+FIND_TOKEN: Final = f"SELECT {TOKEN_COLUMNS} FROM webhookkit_tokens WHERE token_hash = $1"
+LIST_TOKENS: Final = f"SELECT {TOKEN_COLUMNS} FROM webhookkit_tokens WHERE app_id = $1 ORDER BY id"
+DELETE_TOKEN: Final = "DELETE FROM webhookkit_tokens WHERE id = $1"
+
+UPSERT_WEBHOOK: Final = _upsert("webhookkit_webhooks", WEBHOOK_COLUMNS)
+SELECT_WEBHOOK: Final = f"SELECT {WEBHOOK_COLUMNS} FROM webhookkit_webhooks WHERE id = $1"
+LIST_WEBHOOKS: Final = f"SELECT {WEBHOOK_COLUMNS} FROM webhookkit_webhooks ORDER BY id"
+LIST_APP_WEBHOOKS: Final = (
+    f"SELECT {WEBHOOK_COLUMNS} FROM webhookkit_webhooks WHERE app_id = $1 ORDER BY id"
+)
+DELETE_WEBHOOK: Final = "DELETE FROM webhookkit_webhooks WHERE id = $1"
+
+INSERT_PAYLOAD: Final = _insert("webhookkit_payloads", PAYLOAD_COLUMNS)
+SELECT_PAYLOAD: Final = f"SELECT {PAYLOAD_COLUMNS} FROM webhookkit_payloads WHERE id = $1"
+INSERT_DELIVERY: Final = _insert("webhookkit_deliveries", DELIVERY_COLUMNS)
+SELECT_DELIVERY: Final = f"SELECT {DELIVERY_COLUMNS} FROM webhookkit_deliveries WHERE id = $1"
+LIST_ATTEMPTS: Final = (
+    f"SELECT {ATTEMPT_COLUMNS} FROM webhookkit_attempts WHERE delivery_id = $1 ORDER BY number, seq"
+)
+INSERT_ATTEMPT: Final = _insert("webhookkit_attempts", ATTEMPT_COLUMNS)
+
+# Claiming: SQLite selects then updates inside one write transaction (one writer at a time);
+# PostgreSQL does both in one statement, skipping rows another worker has locked.
+SELECT_DUE: Final = """
+    SELECT id, due_at FROM webhookkit_deliveries
+    WHERE status = 'pending' AND due_at <= $1
+    ORDER BY due_at, id LIMIT $2"""
+CLAIM_DUE_POSTGRES: Final = f"""
+    WITH due AS ({SELECT_DUE} FOR UPDATE SKIP LOCKED)
+    UPDATE webhookkit_deliveries AS d SET lease_until = $3, due_at = $3
+    FROM due WHERE d.id = due.id
+    RETURNING {", ".join("d." + c.strip() for c in DELIVERY_COLUMNS.split(","))},
+        due.due_at AS claimed_due"""
+NEXT_DUE: Final = "SELECT MIN(due_at) AS due FROM webhookkit_deliveries WHERE status = 'pending'"
+FINISH_DELIVERY: Final = f"""
+    UPDATE webhookkit_deliveries SET
+        status = $2, attempts = attempts + 1, next_try_at = $3, lease_until = NULL,
+        last_error = $4, updated_at = $5,
+        due_at = CASE WHEN $2 = 'pending' THEN COALESCE($3, created_at) ELSE NULL END
+    WHERE id = $1
+    RETURNING {DELIVERY_COLUMNS}"""
+# PostgreSQL: the attempt and the delivery's new state in one statement, one round trip (no
+# BEGIN/COMMIT); an unknown delivery fails the attempt's foreign key. Parameters: those of
+# FINISH_DELIVERY, then the attempt's from $6.
+FINISH_ATTEMPT_POSTGRES: Final = f"""
+    WITH attempt AS ({_insert("webhookkit_attempts", ATTEMPT_COLUMNS, 6)} RETURNING 1)
+    {FINISH_DELIVERY}"""
+
+
+def lease_sql(dialect: Dialect) -> str:
+    """Set the lease of the deliveries whose ids are in ``$2``; ``$1`` is the lease end."""
+    return dialect.sql(
+        "UPDATE webhookkit_deliveries SET lease_until = $1, due_at = $1 "
+        f"WHERE {dialect.in_ids('id', '$2')}"
+    )
+
+
+def select_by_ids_sql(dialect: Dialect) -> str:
+    """The deliveries whose ids are in ``$1``."""
+    return dialect.sql(
+        f"SELECT {DELIVERY_COLUMNS} FROM webhookkit_deliveries WHERE {dialect.in_ids('id', '$1')}"
+    )
+
+
+def release_sql(dialect: Dialect) -> str:
+    """Hand back the pending deliveries in ``$1``, claimable again at ``$2`` (NULL: at once)."""
+    return dialect.sql(
+        "UPDATE webhookkit_deliveries SET lease_until = $2, due_at = CASE "
+        "WHEN $2 > COALESCE(next_try_at, created_at) THEN $2 "
+        "ELSE COALESCE(next_try_at, created_at) END "
+        f"WHERE status = 'pending' AND {dialect.in_ids('id', '$1')}"
+    )
+
+
+def list_deliveries_sql(dialect: Dialect, query: DeliveryQuery) -> tuple[str, list[Any]]:
+    """The filtered, ordered, paged select for ``query`` and its parameters."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def param(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if query.webhook_id is not None:
+        where.append(f"webhook_id = {param(query.webhook_id)}")
+    if query.status is not None:
+        where.append(f"status = {param(DeliveryStatus(query.status).value)}")
+    if query.event is not None:
+        where.append(f"event = {param(query.event)}")
+    if query.created_after is not None:
+        where.append(f"created_at >= {param(dialect.ts(query.created_after))}")
+    if query.created_before is not None:
+        where.append(f"created_at < {param(dialect.ts(query.created_before))}")
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    text = (
+        f"SELECT {DELIVERY_COLUMNS} FROM webhookkit_deliveries {clause}"
+        f"ORDER BY created_at, id LIMIT {param(query.limit)} OFFSET {param(query.offset)}"
+    )
+    return dialect.sql(text), args
+
+
+def purge_sql(
+    dialect: Dialect, now: datetime, keep_success: timedelta | None, keep_failed: timedelta
+) -> tuple[str, list[Any]]:
+    """Delete up to PURGE_BATCH finished deliveries past retention, returning their payloads.
+
+    A delivery's age counts from when it finished (``updated_at``), else from its creation.
+    """
+    failed_cutoff = dialect.ts(now - keep_failed)
+    args: list[Any] = [failed_cutoff]
+    old = "(updated_at < {p} OR (updated_at IS NULL AND created_at < {p}))"
+    clauses = [f"(status = 'failed' AND {old.format(p='$1')})"]
+    if keep_success is None:
+        clauses.append("status = 'success'")
+    else:
+        args.append(dialect.ts(now - keep_success))
+        clauses.append(f"(status = 'success' AND {old.format(p='$2')})")
+    text = f"""
+        DELETE FROM webhookkit_deliveries WHERE id IN (
+            SELECT id FROM webhookkit_deliveries WHERE {" OR ".join(clauses)}
+            LIMIT {PURGE_BATCH})
+        RETURNING payload_id"""
+    return dialect.sql(text), args
+
+
+def purge_payloads_sql(dialect: Dialect) -> str:
+    """Delete the payloads in ``$1`` that no delivery refers to any more."""
+    return dialect.sql(
+        f"DELETE FROM webhookkit_payloads WHERE {dialect.in_ids('id', '$1')} AND NOT EXISTS "
+        "(SELECT 1 FROM webhookkit_deliveries d WHERE d.payload_id = webhookkit_payloads.id)"
+    )
+
+
+# -- records <-> rows ---------------------------------------------------------------------------
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _pairs(value: str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in json.loads(value))
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(json.loads(value))
+
+
+def _required(dialect: Dialect, value: Any) -> datetime:
+    result = dialect.dt(value)
+    assert result is not None, "NOT NULL column"
+    return result
+
+
+def app_params(d: Dialect, app: App) -> tuple[Any, ...]:
+    return (
+        app.id,
+        app.name,
+        app.is_active,
+        _dump(sorted(app.permissions)),
+        app.identifier,
+        d.ts(app.created_at),
+    )
+
+
+def row_to_app(d: Dialect, row: Row) -> App:
+    return App(
+        id=row["id"],
+        name=row["name"],
+        is_active=bool(row["is_active"]),
+        permissions=_names(row["permissions"]),
+        identifier=row["identifier"],
+        created_at=d.dt(row["created_at"]),
+    )
+
+
+def token_params(d: Dialect, token: AppToken) -> tuple[Any, ...]:
+    return (
+        token.id,
+        token.app_id,
+        token.name,
+        token.token_hash,
+        token.last_4,
+        d.ts(token.created_at),
+    )
+
+
+def row_to_token(d: Dialect, row: Row) -> AppToken:
+    return AppToken(
+        id=row["id"],
+        app_id=row["app_id"],
+        name=row["name"],
+        token_hash=row["token_hash"],
+        last_4=row["last_4"],
+        created_at=d.dt(row["created_at"]),
+    )
+
+
+def webhook_params(d: Dialect, webhook: Webhook) -> tuple[Any, ...]:
+    timeouts = webhook.timeouts
+    return (
+        webhook.id,
+        webhook.app_id,
+        webhook.target_url,
+        webhook.name,
+        webhook.is_active,
+        _dump(sorted(webhook.events)),
+        webhook.subscription_query,
+        webhook.secret_key.reveal() if webhook.secret_key is not None else None,
+        _dump([list(pair) for pair in webhook.custom_headers]),
+        _dump(sorted(webhook.query_events)),
+        webhook.signing_profile,
+        None if timeouts is None else _dump({"connect": timeouts.connect, "total": timeouts.total}),
+        d.ts(webhook.created_at),
+    )
+
+
+def row_to_webhook(d: Dialect, row: Row) -> Webhook:
+    secret = row["secret_key"]
+    timeouts = row["timeouts"]
+    return Webhook(
+        id=row["id"],
+        app_id=row["app_id"],
+        target_url=row["target_url"],
+        name=row["name"],
+        is_active=bool(row["is_active"]),
+        events=_names(row["events"]),
+        subscription_query=row["subscription_query"],
+        secret_key=Secret(secret) if secret is not None else None,
+        custom_headers=_pairs(row["custom_headers"]),
+        query_events=_names(row["query_events"]),
+        signing_profile=row["signing_profile"],
+        timeouts=Timeouts(**json.loads(timeouts)) if timeouts is not None else None,
+        created_at=d.dt(row["created_at"]),
+    )
+
+
+def payload_params(d: Dialect, payload: Payload) -> tuple[Any, ...]:
+    return (payload.id, payload.event, bytes(payload.body), d.ts(payload.created_at))
+
+
+def row_to_payload(d: Dialect, row: Row) -> Payload:
+    return Payload(
+        id=row["id"],
+        event=row["event"],
+        body=bytes(row["body"]),
+        created_at=_required(d, row["created_at"]),
+    )
+
+
+def due_at(delivery: Delivery) -> datetime | None:
+    """When a delivery becomes claimable: its next try (or creation), or its lease's end."""
+    if delivery.status is not DeliveryStatus.PENDING:
+        return None
+    due = delivery.next_try_at or delivery.created_at
+    if delivery.lease_until is not None and delivery.lease_until > due:
+        return delivery.lease_until
+    return due
+
+
+def delivery_params(d: Dialect, delivery: Delivery) -> tuple[Any, ...]:
+    return (
+        delivery.id,
+        delivery.payload_id,
+        delivery.webhook_id,
+        delivery.app_id,
+        delivery.event,
+        d.ts(delivery.created_at),
+        DeliveryStatus(delivery.status).value,
+        d.ts(delivery.next_try_at),
+        delivery.attempts,
+        d.ts(delivery.lease_until),
+        delivery.last_error,
+        d.ts(delivery.updated_at),
+        d.ts(due_at(delivery)),
+    )
+
+
+def row_to_delivery(d: Dialect, row: Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        payload_id=row["payload_id"],
+        webhook_id=row["webhook_id"],
+        app_id=row["app_id"],
+        event=row["event"],
+        created_at=_required(d, row["created_at"]),
+        status=DeliveryStatus(row["status"]),
+        next_try_at=d.dt(row["next_try_at"]),
+        attempts=int(row["attempts"]),
+        lease_until=d.dt(row["lease_until"]),
+        last_error=row["last_error"],
+        updated_at=d.dt(row["updated_at"]),
+    )
+
+
+def finish_params(
+    d: Dialect,
+    delivery_id: str,
+    attempt: Attempt,
+    status: DeliveryStatus,
+    next_try_at: datetime | None,
+    now: datetime,
+) -> tuple[Any, ...]:
+    """Parameters of :data:`FINISH_DELIVERY`."""
+    return (
+        delivery_id,
+        DeliveryStatus(status).value,
+        d.ts(next_try_at),
+        attempt.error,
+        d.ts(now),
+    )
+
+
+def attempt_params(d: Dialect, attempt: Attempt) -> tuple[Any, ...]:
+    return (
+        attempt.id,
+        attempt.delivery_id,
+        attempt.number,
+        d.ts(attempt.created_at),
+        AttemptStatus(attempt.status).value,
+        float(attempt.duration),
+        attempt.response_status_code,
+        attempt.response_excerpt,
+        _dump([list(pair) for pair in attempt.request_headers]),
+        _dump([list(pair) for pair in attempt.response_headers]),
+        attempt.error_kind,
+        attempt.error,
+        attempt.retryable,
+    )
+
+
+def row_to_attempt(d: Dialect, row: Row) -> Attempt:
+    return Attempt(
+        id=row["id"],
+        delivery_id=row["delivery_id"],
+        number=int(row["number"]),
+        created_at=_required(d, row["created_at"]),
+        status=AttemptStatus(row["status"]),
+        duration=float(row["duration"]),
+        response_status_code=row["response_status_code"],
+        response_excerpt=row["response_excerpt"],
+        request_headers=_pairs(row["request_headers"]),
+        response_headers=_pairs(row["response_headers"]),
+        error_kind=row["error_kind"],
+        error=row["error"],
+        retryable=bool(row["retryable"]),
+    )
+
+
+def missing_delivery(delivery_id: str) -> StoreError:
+    return StoreError(f"delivery {delivery_id}: not found")
+
+
+DUPLICATE_TOKEN: Final = "token: a token with the same value already exists"
+MISSING_PAYLOAD: Final = (
+    "add_deliveries: a delivery names a payload that is neither in the batch nor stored"
+)

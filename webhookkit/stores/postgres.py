@@ -1,0 +1,437 @@
+"""The store for many processes and machines: PostgreSQL through an asyncpg pool.
+
+Workers claim due deliveries with ``SELECT ... FOR UPDATE SKIP LOCKED`` and a lease, so no two
+get the same one and a crashed worker's deliveries come back when its lease runs out. Queuing
+sends ``NOTIFY webhookkit_deliveries`` in the same transaction, which PostgreSQL delivers only
+on commit; every store LISTENs on a connection of its own and wakes its waiters. The host can
+queue through its own open connection (:meth:`PostgresStore.add_deliveries` with
+``connection=``): the webhook then goes out if and only if the host's transaction commits.
+
+asyncpg is imported when the store opens, so ``import webhookkit`` does not need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any, Final
+
+from .._secret import REDACTED, redact_url
+from ..apps import App, AppToken, Webhook
+from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+from ..exceptions import ConfigurationError, StoreError
+from . import _sql as q
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery
+
+__all__ = ["CHANNEL", "PostgresStore"]
+
+log = logging.getLogger("webhookkit.stores")
+
+D = q.POSTGRES
+#: The LISTEN/NOTIFY channel that announces newly queued or released deliveries.
+CHANNEL: Final = "webhookkit_deliveries"
+#: Serialises schema migrations of concurrently starting processes.
+_MIGRATION_LOCK: Final = 0x77686B5F736368  # "whk_sch"
+_NOTIFY: Final = "SELECT pg_notify($1, $2)"
+
+
+def _import_asyncpg() -> ModuleType:
+    try:
+        return importlib.import_module("asyncpg")
+    except ImportError:
+        raise ConfigurationError(
+            "store: the PostgreSQL store needs asyncpg; pip install 'webhookkit[postgres]'",
+            field="store",
+        ) from None
+
+
+class PostgresStore:
+    """Apps, webhooks and deliveries in PostgreSQL; any number of workers may share it.
+
+    ``dsn`` is a libpq URL (``postgresql://user:pass@host/db``); it never appears in reprs or
+    errors with its password. The schema (tables prefixed ``webhookkit_``) is created and
+    migrated by :meth:`open`, versioned in ``webhookkit_schema_migrations``.
+    ``listen=False`` skips the LISTEN connection, for processes that only queue.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        listen: bool = True,
+        command_timeout: float | None = 60.0,
+    ) -> None:
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise ConfigurationError(
+                f"store: need 0 <= min_size ({min_size}) <= max_size ({max_size}), max_size >= 1",
+                field="store",
+            )
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._listen = listen
+        self._command_timeout = command_timeout
+        self._pg: ModuleType | None = None
+        self._pool: Any = None
+        self._listener: Any = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+        self._work = asyncio.Event()
+        self._work_listeners: list[Callable[[], None]] = []
+
+    # -- plumbing -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        async with self._open_lock:
+            if self._closed:
+                raise StoreError("store: used after aclose()")
+            if self._pool is not None:
+                return
+            pg = self._pg = _import_asyncpg()
+            async with self._errors("open"):
+                pool = await pg.create_pool(
+                    self._dsn,
+                    min_size=self._min_size,
+                    max_size=self._max_size,
+                    command_timeout=self._command_timeout,
+                )
+            try:
+                async with self._errors("migrate"), pool.acquire() as conn:
+                    await _migrate(conn)
+                if self._listen:
+                    await self._connect_listener()
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool = pool
+
+    @contextlib.asynccontextmanager
+    async def _errors(self, action: str) -> AsyncIterator[None]:
+        """asyncpg's and the socket's errors as StoreError, with the DSN's password hidden."""
+        pg = self._pg
+        assert pg is not None
+        try:
+            yield
+        except (pg.PostgresError, pg.InterfaceError, OSError, TimeoutError) as exc:
+            text = str(exc).replace(self._dsn, _redact_dsn(self._dsn))
+            raise StoreError(f"postgresql: {action}: {type(exc).__name__}: {text}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _conn(self, action: str) -> AsyncIterator[Any]:
+        """A pooled connection, opening the store on first use."""
+        if self._pool is None:
+            await self.open()
+        if self._closed or self._pool is None:
+            raise StoreError("store: used after aclose()")
+        async with self._errors(action), self._pool.acquire() as conn:
+            yield conn
+
+    async def _fetch(self, action: str, sql: str, *args: Any) -> list[Any]:
+        async with self._conn(action) as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def _fetchrow(self, action: str, sql: str, *args: Any) -> Any:
+        async with self._conn(action) as conn:
+            return await conn.fetchrow(sql, *args)
+
+    async def _execute(self, action: str, sql: str, *args: Any) -> str:
+        async with self._conn(action) as conn:
+            return str(await conn.execute(sql, *args))
+
+    # -- LISTEN / NOTIFY ----------------------------------------------------------------------
+    async def _connect_listener(self) -> None:
+        pg = self._pg
+        assert pg is not None
+        async with self._errors("listen"):
+            conn = await pg.connect(self._dsn)
+            try:
+                await conn.add_listener(CHANNEL, self._on_notify)
+            except BaseException:
+                await conn.close()
+                raise
+        conn.add_termination_listener(self._on_listener_lost)
+        self._listener = conn
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        self._wake()
+
+    def _wake(self) -> None:
+        self._work.set()
+        for callback in list(self._work_listeners):
+            try:
+                callback()
+            except Exception:
+                log.exception("webhookkit: work listener raised")
+
+    def _on_listener_lost(self, conn: object) -> None:
+        if self._closed or conn is not self._listener:
+            return
+        self._listener = None
+        # Notifications may have been missed: let waiters look at the table themselves.
+        self._wake()
+        self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.1
+        while not self._closed:
+            try:
+                await self._connect_listener()
+            except StoreError as exc:
+                log.warning("webhookkit: LISTEN connection lost, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            else:
+                self._wake()
+                return
+
+    def add_work_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` in the event loop whenever deliveries were queued or released
+        by any process (and when the LISTEN connection was lost, as a cue to poll)."""
+        self._work_listeners.append(callback)
+
+    def remove_work_listener(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._work_listeners.remove(callback)
+
+    async def wait_for_work(self, timeout: float | None) -> bool:
+        """Wait for a notification of new work; True if one came (since the last call), False
+        after ``timeout`` seconds. Meant for one waiting loop per store."""
+        if self._pool is None:
+            await self.open()
+        if not self._work.is_set():
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._work.wait()
+            except TimeoutError:
+                return False
+        self._work.clear()
+        return True
+
+    # -- configuration ------------------------------------------------------------------------
+    async def put_app(self, app: App) -> None:
+        await self._execute("put_app", q.UPSERT_APP, *q.app_params(D, app))
+
+    async def get_app(self, app_id: str) -> App | None:
+        row = await self._fetchrow("get_app", q.SELECT_APP, app_id)
+        return q.row_to_app(D, row) if row is not None else None
+
+    async def list_apps(self) -> list[App]:
+        return [q.row_to_app(D, r) for r in await self._fetch("list_apps", q.LIST_APPS)]
+
+    async def delete_app(self, app_id: str) -> None:
+        async with self._conn("delete_app") as conn, conn.transaction():
+            for statement in q.DELETE_APP:
+                await conn.execute(statement, app_id)
+
+    async def put_token(self, token: AppToken) -> None:
+        try:
+            await self._execute("put_token", q.UPSERT_TOKEN, *q.token_params(D, token))
+        except StoreError as exc:
+            pg = self._pg
+            if pg is not None and isinstance(exc.__cause__, pg.UniqueViolationError):
+                raise StoreError(q.DUPLICATE_TOKEN) from exc.__cause__
+            raise
+
+    async def find_token(self, token_hash: str) -> AppToken | None:
+        row = await self._fetchrow("find_token", q.FIND_TOKEN, token_hash)
+        return q.row_to_token(D, row) if row is not None else None
+
+    async def list_tokens(self, app_id: str) -> list[AppToken]:
+        rows = await self._fetch("list_tokens", q.LIST_TOKENS, app_id)
+        return [q.row_to_token(D, r) for r in rows]
+
+    async def delete_token(self, token_id: str) -> bool:
+        return _count(await self._execute("delete_token", q.DELETE_TOKEN, token_id)) > 0
+
+    async def put_webhook(self, webhook: Webhook) -> None:
+        await self._execute("put_webhook", q.UPSERT_WEBHOOK, *q.webhook_params(D, webhook))
+
+    async def get_webhook(self, webhook_id: str) -> Webhook | None:
+        row = await self._fetchrow("get_webhook", q.SELECT_WEBHOOK, webhook_id)
+        return q.row_to_webhook(D, row) if row is not None else None
+
+    async def list_webhooks(self, app_id: str | None = None) -> list[Webhook]:
+        if app_id is None:
+            rows = await self._fetch("list_webhooks", q.LIST_WEBHOOKS)
+        else:
+            rows = await self._fetch("list_webhooks", q.LIST_APP_WEBHOOKS, app_id)
+        return [q.row_to_webhook(D, r) for r in rows]
+
+    async def delete_webhook(self, webhook_id: str) -> bool:
+        return _count(await self._execute("delete_webhook", q.DELETE_WEBHOOK, webhook_id)) > 0
+
+    # -- deliveries ---------------------------------------------------------------------------
+    async def add_deliveries(
+        self,
+        payloads: Sequence[Payload],
+        deliveries: Sequence[Delivery],
+        *,
+        connection: Any = None,
+    ) -> None:
+        """Write payloads and deliveries in one transaction and NOTIFY the workers.
+
+        With ``connection`` (the host's open asyncpg connection) the rows are written through
+        it, inside the host's transaction if one is open (as a savepoint): they become
+        visible, and the workers are notified, only when the host commits; a rollback leaves
+        no trace.
+        """
+        payload_rows = [q.payload_params(D, p) for p in payloads]
+        delivery_rows = [q.delivery_params(D, d) for d in deliveries]
+        if connection is not None:
+            if self._pool is None:
+                await self.open()  # the schema must exist before the host writes into it
+            async with self._errors("add_deliveries"):
+                await self._write_deliveries(connection, payload_rows, delivery_rows)
+            return
+        async with self._conn("add_deliveries") as conn:
+            await self._write_deliveries(conn, payload_rows, delivery_rows)
+
+    async def _write_deliveries(
+        self, conn: Any, payload_rows: list[tuple[Any, ...]], delivery_rows: list[tuple[Any, ...]]
+    ) -> None:
+        pg = self._pg
+        assert pg is not None
+        try:
+            async with conn.transaction():
+                if payload_rows:
+                    await conn.executemany(q.INSERT_PAYLOAD, payload_rows)
+                if delivery_rows:
+                    await conn.executemany(q.INSERT_DELIVERY, delivery_rows)
+                    await conn.execute(_NOTIFY, CHANNEL, str(len(delivery_rows)))
+        except pg.ForeignKeyViolationError as exc:
+            raise StoreError(q.MISSING_PAYLOAD) from exc
+
+    async def get_payload(self, payload_id: str) -> Payload | None:
+        row = await self._fetchrow("get_payload", q.SELECT_PAYLOAD, payload_id)
+        return q.row_to_payload(D, row) if row is not None else None
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        row = await self._fetchrow("get_delivery", q.SELECT_DELIVERY, delivery_id)
+        return q.row_to_delivery(D, row) if row is not None else None
+
+    async def list_deliveries(self, query: DeliveryQuery | None = None) -> list[Delivery]:
+        text, args = q.list_deliveries_sql(D, query or DeliveryQuery())
+        return [q.row_to_delivery(D, r) for r in await self._fetch("list_deliveries", text, *args)]
+
+    async def list_attempts(self, delivery_id: str) -> list[Attempt]:
+        rows = await self._fetch("list_attempts", q.LIST_ATTEMPTS, delivery_id)
+        return [q.row_to_attempt(D, r) for r in rows]
+
+    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
+        if limit <= 0:
+            return []
+        rows = await self._fetch(
+            "claim_due", q.CLAIM_DUE_POSTGRES, D.ts(now), limit, D.ts(now + lease)
+        )
+        rows.sort(key=lambda r: (r["claimed_due"], r["id"]))
+        return [q.row_to_delivery(D, r) for r in rows]
+
+    async def next_due(self) -> datetime | None:
+        row = await self._fetchrow("next_due", q.NEXT_DUE)
+        return D.dt(row["due"])
+
+    async def finish_attempt(
+        self,
+        delivery_id: str,
+        attempt: Attempt,
+        *,
+        status: DeliveryStatus,
+        next_try_at: datetime | None,
+        now: datetime,
+    ) -> Delivery:
+        finish = q.finish_params(D, delivery_id, attempt, status, next_try_at, now)
+        attempt_row = q.attempt_params(D, attempt)
+        try:
+            row = await self._fetchrow(
+                "finish_attempt", q.FINISH_ATTEMPT_POSTGRES, *finish, *attempt_row
+            )
+        except StoreError as exc:
+            pg = self._pg
+            if pg is not None and isinstance(exc.__cause__, pg.ForeignKeyViolationError):
+                raise q.missing_delivery(delivery_id) from None
+            raise
+        return q.row_to_delivery(D, row)
+
+    async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
+        if not delivery_ids:
+            return
+        async with self._conn("release") as conn, conn.transaction():
+            await conn.execute(q.release_sql(D), D.id_list(delivery_ids), D.ts(until))
+            await conn.execute(_NOTIFY, CHANNEL, str(len(delivery_ids)))
+
+    async def purge(
+        self,
+        now: datetime,
+        keep_success: timedelta | None = None,
+        keep_failed: timedelta = DEFAULT_KEEP_FAILED,
+    ) -> int:
+        text, args = q.purge_sql(D, now, keep_success, keep_failed)
+        payloads_sql = q.purge_payloads_sql(D)
+        deleted = 0
+        while True:
+            # One transaction per batch: a long purge never holds many row locks at once.
+            async with self._conn("purge") as conn, conn.transaction():
+                rows = await conn.fetch(text, *args)
+                payload_ids = sorted({r["payload_id"] for r in rows})
+                if payload_ids:
+                    await conn.execute(payloads_sql, payload_ids)
+            deleted += len(rows)
+            if len(rows) < q.PURGE_BATCH:
+                return deleted
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        async with self._open_lock:
+            if self._closed:
+                return
+            self._closed = True
+            task, self._reconnect_task = self._reconnect_task, None
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            listener, self._listener = self._listener, None
+            pool, self._pool = self._pool, None
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close()
+            if pool is not None:
+                await pool.close()
+            # Wake anyone in wait_for_work so they notice the store is gone.
+            self._work.set()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._pool is not None else "new"
+        return f"PostgresStore(dsn={_redact_dsn(self._dsn)!r}, {state})"
+
+
+async def _migrate(conn: Any) -> None:
+    """Create or upgrade the schema; an advisory lock lets many processes start at once."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(D.ddl(q.CREATE_MIGRATIONS_TABLE))
+        current = await conn.fetchval(q.SELECT_SCHEMA_VERSION)
+        for migration in q.pending_migrations(int(current)):
+            for statement in migration.statements:
+                await conn.execute(D.ddl(statement))
+            await conn.execute(
+                q.INSERT_MIGRATION, migration.version, migration.description, datetime.now(UTC)
+            )
+
+
+def _redact_dsn(dsn: str) -> str:
+    """``dsn`` with its user info and any ``password=`` parameter hidden."""
+    return re.sub(r"(?i)(password=)[^&\s]*", rf"\g<1>{REDACTED}", redact_url(dsn))
+
+
+def _count(status: str) -> int:
+    """Rows affected, from a command tag such as ``DELETE 1``."""
+    return int(status.rsplit(" ", 1)[-1])

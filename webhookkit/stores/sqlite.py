@@ -1,0 +1,326 @@
+"""A durable store for one process: SQLite in WAL mode, driven from one worker thread.
+
+Every statement runs in a dedicated thread that owns the only connection, so the event loop
+never blocks on disk and SQLite sees exactly one writer. Use PostgreSQL when several
+processes or machines send the same deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from ..apps import App, AppToken, Webhook
+from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+from ..exceptions import StoreError
+from . import _sql as q
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+D = q.SQLITE
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    # IMMEDIATE takes the write lock up front: no upgrade deadlock with another process.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class SQLiteStore:
+    """Apps, webhooks and deliveries in one SQLite file; survives restarts.
+
+    ``synchronous`` is SQLite's durability level: ``"FULL"`` (default) syncs every commit,
+    ``"NORMAL"`` is faster and in WAL mode may lose the last commits on power loss (never on a
+    crash of the process). ``":memory:"`` gives a private in-memory database.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"synchronous: {synchronous!r} is not OFF, NORMAL, FULL or EXTRA")
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+
+    # -- plumbing -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        async with self._open_lock:
+            if self._closed:
+                raise StoreError("store: used after aclose()")
+            if self._conn is not None:
+                return
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhookkit-sqlite")
+            try:
+                self._conn = await self._call(executor, self._connect)
+            except BaseException:
+                executor.shutdown(wait=False)
+                raise
+            self._executor = executor
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=True
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        with _transaction(conn):
+            conn.execute(D.ddl(q.CREATE_MIGRATIONS_TABLE))
+            current = conn.execute(q.SELECT_SCHEMA_VERSION).fetchone()["v"]
+            for migration in q.pending_migrations(int(current)):
+                for statement in migration.statements:
+                    conn.execute(D.ddl(statement))
+                conn.execute(
+                    D.sql(q.INSERT_MIGRATION),
+                    (migration.version, migration.description, D.ts(datetime.now(UTC))),
+                )
+
+    @staticmethod
+    async def _call(executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {type(exc).__name__}: {exc}") from exc
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in the store's thread, opening the store on first use."""
+        if self._conn is None:
+            await self.open()
+        conn, executor = self._conn, self._executor
+        if conn is None or executor is None or self._closed:
+            raise StoreError("store: used after aclose()")
+        return await self._call(executor, lambda: fn(conn))
+
+    # -- configuration ------------------------------------------------------------------------
+    async def put_app(self, app: App) -> None:
+        await self._run(lambda c: c.execute(D.sql(q.UPSERT_APP), q.app_params(D, app)))
+
+    async def get_app(self, app_id: str) -> App | None:
+        row = await self._run(lambda c: c.execute(D.sql(q.SELECT_APP), (app_id,)).fetchone())
+        return q.row_to_app(D, row) if row is not None else None
+
+    async def list_apps(self) -> list[App]:
+        rows = await self._run(lambda c: c.execute(q.LIST_APPS).fetchall())
+        return [q.row_to_app(D, r) for r in rows]
+
+    async def delete_app(self, app_id: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                for statement in q.DELETE_APP:
+                    conn.execute(D.sql(statement), (app_id,))
+
+        await self._run(work)
+
+    async def put_token(self, token: AppToken) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(D.sql(q.UPSERT_TOKEN), q.token_params(D, token))
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(q.DUPLICATE_TOKEN) from exc
+
+        await self._run(work)
+
+    async def find_token(self, token_hash: str) -> AppToken | None:
+        row = await self._run(lambda c: c.execute(D.sql(q.FIND_TOKEN), (token_hash,)).fetchone())
+        return q.row_to_token(D, row) if row is not None else None
+
+    async def list_tokens(self, app_id: str) -> list[AppToken]:
+        rows = await self._run(lambda c: c.execute(D.sql(q.LIST_TOKENS), (app_id,)).fetchall())
+        return [q.row_to_token(D, r) for r in rows]
+
+    async def delete_token(self, token_id: str) -> bool:
+        cursor = await self._run(lambda c: c.execute(D.sql(q.DELETE_TOKEN), (token_id,)))
+        return cursor.rowcount > 0
+
+    async def put_webhook(self, webhook: Webhook) -> None:
+        await self._run(lambda c: c.execute(D.sql(q.UPSERT_WEBHOOK), q.webhook_params(D, webhook)))
+
+    async def get_webhook(self, webhook_id: str) -> Webhook | None:
+        row = await self._run(
+            lambda c: c.execute(D.sql(q.SELECT_WEBHOOK), (webhook_id,)).fetchone()
+        )
+        return q.row_to_webhook(D, row) if row is not None else None
+
+    async def list_webhooks(self, app_id: str | None = None) -> list[Webhook]:
+        if app_id is None:
+            rows = await self._run(lambda c: c.execute(q.LIST_WEBHOOKS).fetchall())
+        else:
+            rows = await self._run(
+                lambda c: c.execute(D.sql(q.LIST_APP_WEBHOOKS), (app_id,)).fetchall()
+            )
+        return [q.row_to_webhook(D, r) for r in rows]
+
+    async def delete_webhook(self, webhook_id: str) -> bool:
+        cursor = await self._run(lambda c: c.execute(D.sql(q.DELETE_WEBHOOK), (webhook_id,)))
+        return cursor.rowcount > 0
+
+    # -- deliveries ---------------------------------------------------------------------------
+    async def add_deliveries(
+        self, payloads: Sequence[Payload], deliveries: Sequence[Delivery]
+    ) -> None:
+        payload_rows = [q.payload_params(D, p) for p in payloads]
+        delivery_rows = [q.delivery_params(D, d) for d in deliveries]
+
+        def work(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn):
+                    conn.executemany(D.sql(q.INSERT_PAYLOAD), payload_rows)
+                    conn.executemany(D.sql(q.INSERT_DELIVERY), delivery_rows)
+            except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):
+                    raise StoreError(q.MISSING_PAYLOAD) from exc
+                raise
+
+        await self._run(work)
+
+    async def get_payload(self, payload_id: str) -> Payload | None:
+        row = await self._run(
+            lambda c: c.execute(D.sql(q.SELECT_PAYLOAD), (payload_id,)).fetchone()
+        )
+        return q.row_to_payload(D, row) if row is not None else None
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        row = await self._run(
+            lambda c: c.execute(D.sql(q.SELECT_DELIVERY), (delivery_id,)).fetchone()
+        )
+        return q.row_to_delivery(D, row) if row is not None else None
+
+    async def list_deliveries(self, query: DeliveryQuery | None = None) -> list[Delivery]:
+        text, args = q.list_deliveries_sql(D, query or DeliveryQuery())
+        rows = await self._run(lambda c: c.execute(text, args).fetchall())
+        return [q.row_to_delivery(D, r) for r in rows]
+
+    async def list_attempts(self, delivery_id: str) -> list[Attempt]:
+        rows = await self._run(
+            lambda c: c.execute(D.sql(q.LIST_ATTEMPTS), (delivery_id,)).fetchall()
+        )
+        return [q.row_to_attempt(D, r) for r in rows]
+
+    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
+        if limit <= 0:
+            return []
+        params = (D.ts(now), limit)
+        until = D.ts(now + lease)
+
+        def work(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            with _transaction(conn):
+                due = conn.execute(D.sql(q.SELECT_DUE), params).fetchall()
+                if not due:
+                    return []
+                ids = [r["id"] for r in due]
+                conn.execute(q.lease_sql(D), (until, D.id_list(ids)))
+                rows = conn.execute(q.select_by_ids_sql(D), (D.id_list(ids),)).fetchall()
+            order = {delivery_id: i for i, delivery_id in enumerate(ids)}
+            return sorted(rows, key=lambda r: order[r["id"]])
+
+        return [q.row_to_delivery(D, r) for r in await self._run(work)]
+
+    async def next_due(self) -> datetime | None:
+        row = await self._run(lambda c: c.execute(q.NEXT_DUE).fetchone())
+        return D.dt(row["due"])
+
+    async def finish_attempt(
+        self,
+        delivery_id: str,
+        attempt: Attempt,
+        *,
+        status: DeliveryStatus,
+        next_try_at: datetime | None,
+        now: datetime,
+    ) -> Delivery:
+        finish = q.finish_params(D, delivery_id, attempt, status, next_try_at, now)
+        attempt_row = q.attempt_params(D, attempt)
+
+        def work(conn: sqlite3.Connection) -> sqlite3.Row:
+            with _transaction(conn):
+                # fetchall: a RETURNING statement must run to its end before COMMIT.
+                rows: list[sqlite3.Row] = conn.execute(D.sql(q.FINISH_DELIVERY), finish).fetchall()
+                if not rows:
+                    raise q.missing_delivery(delivery_id)
+                conn.execute(D.sql(q.INSERT_ATTEMPT), attempt_row)
+            return rows[0]
+
+        return q.row_to_delivery(D, await self._run(work))
+
+    async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
+        if delivery_ids:
+            ids = D.id_list(delivery_ids)
+            params = (ids, D.ts(until))
+            await self._run(lambda c: c.execute(q.release_sql(D), params))
+
+    async def purge(
+        self,
+        now: datetime,
+        keep_success: timedelta | None = None,
+        keep_failed: timedelta = DEFAULT_KEEP_FAILED,
+    ) -> int:
+        text, args = q.purge_sql(D, now, keep_success, keep_failed)
+
+        def batch(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                rows = conn.execute(text, args).fetchall()
+                payload_ids = sorted({r["payload_id"] for r in rows})
+                if payload_ids:
+                    conn.execute(q.purge_payloads_sql(D), (D.id_list(payload_ids),))
+            return len(rows)
+
+        # One transaction per batch, so other work interleaves with a long purge.
+        deleted = 0
+        while True:
+            count = await self._run(batch)
+            deleted += count
+            if count < q.PURGE_BATCH:
+                return deleted
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        async with self._open_lock:
+            if self._closed:
+                return
+            self._closed = True
+            conn, executor = self._conn, self._executor
+            self._conn = self._executor = None
+            if conn is not None and executor is not None:
+                try:
+                    await self._call(executor, conn.close)
+                finally:
+                    # The thread is idle by now: joining it takes no time worth a hop.
+                    executor.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._conn is not None else "new"
+        return f"SQLiteStore(path={self.path!r}, {state})"

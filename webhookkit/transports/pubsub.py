@@ -1,0 +1,172 @@
+"""Google Cloud Pub/Sub delivery with gcloud-aio-pubsub (extra ``pubsub``).
+
+``gcpubsub://<any host>/projects/<project>/topics/<topic>``: the host is ignored (Saleor's
+rule). The message data is the body; the attributes are ``saleorDomain``, ``saleorApiUrl``,
+``eventType`` and ``signature``. Credentials come from the environment
+(``GOOGLE_APPLICATION_CREDENTIALS``); ``PUBSUB_EMULATOR_HOST`` points the publisher at the
+emulator instead, as in Google's own clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from gcloud.aio.pubsub import PublisherClient, PubsubMessage
+
+from .._secret import redact_url
+from ..delivery.records import excerpt
+from ..exceptions import ConnectError, DeliveryTimeoutError, InvalidURLError, QueueError
+from .base import OutboundMessage, Transport, TransportResult
+
+__all__ = ["PubSubTarget", "PubSubTransport", "parse_pubsub_url"]
+
+_GRAMMAR = "gcpubsub://<host>/projects/<project>/topics/<topic>"
+_PATH_RE = re.compile(r"/projects/([^/]+)/topics/([^/]+)")
+# Google's rules: project ids are lowercase letters, digits and hyphens (a domain-scoped id
+# adds "example.com:"); topic names are 3-255 characters and start with a letter.
+_PROJECT_RE = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_TOPIC_RE = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
+_PARSE_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class PubSubTarget:
+    """A parsed ``gcpubsub://`` URL."""
+
+    project: str
+    topic: str
+
+    @property
+    def topic_path(self) -> str:
+        return f"projects/{self.project}/topics/{self.topic}"
+
+
+def parse_pubsub_url(url: str) -> PubSubTarget:
+    """Parse ``gcpubsub://host/projects/P/topics/T``; :class:`InvalidURLError` says what's wrong."""
+    shown = redact_url(url)
+
+    def bad(problem: str) -> InvalidURLError:
+        return InvalidURLError(
+            f"target_url: {problem} in {shown!r} (expected {_GRAMMAR})", field="target_url"
+        )
+
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise bad(f"malformed URL ({exc})") from None
+    if parts.scheme.lower() != "gcpubsub":
+        raise bad(f"scheme {parts.scheme!r} is not 'gcpubsub'")
+    if "@" in parts.netloc:
+        raise bad("credentials do not belong in the URL (use GOOGLE_APPLICATION_CREDENTIALS)")
+    if parts.query or parts.fragment:
+        raise bad("a query or fragment is not part of the grammar")
+    match = _PATH_RE.fullmatch(parts.path)
+    if match is None:
+        raise bad("the path must be /projects/<project>/topics/<topic>")
+    project, topic = match.groups()
+    if not _PROJECT_RE.fullmatch(project):
+        raise bad(f"project id {project!r} must be 6-30 lowercase letters, digits or hyphens")
+    if not _TOPIC_RE.fullmatch(topic) or topic.lower().startswith("goog"):
+        raise bad(
+            f"topic {topic!r} must be 3-255 characters from letters, digits and '-_.~+%', "
+            "start with a letter and not with 'goog'"
+        )
+    return PubSubTarget(project=project, topic=topic)
+
+
+class PubSubTransport(Transport):
+    """Publishes messages to Pub/Sub topics through one reused publisher client.
+
+    ``api_root`` overrides the API address (``http://127.0.0.1:8085/v1`` for an emulator);
+    otherwise ``PUBSUB_EMULATOR_HOST`` is honoured, else Google's endpoint with credentials
+    from ``service_file`` or ``GOOGLE_APPLICATION_CREDENTIALS``. Each publish is bounded by
+    the message's total timeout. The message's ``ordering_key``, when set, becomes the
+    Pub/Sub ordering key (the subscription must enable message ordering to honour it).
+    """
+
+    schemes = frozenset({"gcpubsub"})
+
+    def __init__(self, *, api_root: str | None = None, service_file: str | None = None) -> None:
+        self.api_root = api_root
+        self._service_file = service_file
+        self._client: PublisherClient | None = None
+        self._targets: OrderedDict[str, PubSubTarget] = OrderedDict()
+
+    def validate_url(self, url: str) -> None:
+        parse_pubsub_url(url)
+
+    def target(self, url: str) -> PubSubTarget:
+        found = self._targets.get(url)
+        if found is None:
+            found = parse_pubsub_url(url)
+            self._targets[url] = found
+            if len(self._targets) > _PARSE_CACHE_SIZE:
+                self._targets.popitem(last=False)
+        return found
+
+    def publisher(self) -> PublisherClient:
+        """The publisher, created on first use (it reads PUBSUB_EMULATOR_HOST then)."""
+        if self._client is None:
+            self._client = PublisherClient(api_root=self.api_root, service_file=self._service_file)
+        return self._client
+
+    async def send(self, message: OutboundMessage) -> TransportResult:
+        target = self.target(message.url)
+        attributes = {
+            "saleorDomain": message.domain,
+            "saleorApiUrl": message.api_url,
+            "eventType": message.event,
+        }
+        if message.signature is not None:
+            attributes["signature"] = message.signature
+        pubsub_message = PubsubMessage(
+            message.body, ordering_key=message.ordering_key or "", **attributes
+        )
+        where = message.target
+        budget = message.timeouts.total
+        try:
+            async with asyncio.timeout(budget):
+                response: dict[str, Any] = await self.publisher().publish(
+                    target.topic_path, [pubsub_message], timeout=math.ceil(budget)
+                )
+        except aiohttp.ClientResponseError as exc:
+            raise QueueError(
+                f"Pub/Sub refused the message for {where}: HTTP {exc.status}: "
+                f"{excerpt(exc.message, 300)}",
+                service="pubsub",
+                code=str(exc.status),
+            ) from exc
+        except TimeoutError as exc:
+            raise DeliveryTimeoutError(
+                f"timed out publishing to {where} (budget {budget:g} s)"
+            ) from exc
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise ConnectError(f"cannot connect to Pub/Sub for {where}: {_describe(exc)}") from exc
+        except Exception as exc:
+            # gcloud-aio-auth raises plain Exception/ValueError for credential problems;
+            # Saleor retries every Pub/Sub error, so they are all queue errors here.
+            raise QueueError(
+                f"Pub/Sub error for {where}: {_describe(exc)}", service="pubsub"
+            ) from exc
+        ids = response.get("messageIds") or [None]
+        return TransportResult(ok=True, message_id=ids[0])
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+            await asyncio.sleep(0)  # let the session's connections finish closing
+
+    def __repr__(self) -> str:
+        return f"PubSubTransport(api_root={self.api_root!r})"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
