@@ -2,9 +2,9 @@
 
 Run: ``python -m benchmarks.bench_stores`` (under 90 s). It starts its own PostgreSQL with
 initdb/pg_ctl in a temporary directory (default durability: fsync and synchronous commit on),
-queues deliveries, then lets N worker *processes* (as separate machines would) loop
-``claim_due`` -> ``finish_attempt`` until nothing is left, and reports claims+finishes per
-second and the ratio to one worker. Two scenarios:
+queues deliveries, then lets N of four worker *processes* (as separate machines would; started
+once, each with its own pool) loop ``claim_due`` -> ``finish_attempt`` until nothing is left,
+and reports claims+finishes per second and the ratio to one worker. Two scenarios:
 
 - ``store-bound``: finishing costs nothing, so the store (and the CPUs it shares with the
   workers) is the only limit;
@@ -19,14 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import multiprocessing.process
 import os
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,12 +64,13 @@ def _cluster_class() -> type[PostgresCluster]:
     return PostgresCluster
 
 
-async def _worker(dsn: str, send_seconds: float, ready: Queue[int], go: Event) -> int:
+async def _worker(dsn: str, commands: Queue[float | None], results: Queue[int]) -> None:
+    """One claimer: on each command (a send time) drain the due deliveries, report the count."""
     store = PostgresStore(dsn, min_size=IN_FLIGHT, max_size=IN_FLIGHT, listen=False)
     await store.open()
     gate = asyncio.Semaphore(IN_FLIGHT)
 
-    async def send(delivery: Delivery) -> None:
+    async def send(delivery: Delivery, send_seconds: float) -> None:
         async with gate:
             if send_seconds:
                 await asyncio.sleep(send_seconds)
@@ -88,22 +90,60 @@ async def _worker(dsn: str, send_seconds: float, ready: Queue[int], go: Event) -
                 delivery.id, attempt, status=DeliveryStatus.SUCCESS, next_try_at=None, now=now
             )
 
-    done = 0
     try:
-        ready.put(os.getpid())
-        await asyncio.to_thread(go.wait)
-        while batch := await store.claim_due(datetime.now(UTC), limit=CLAIM_BATCH, lease=LEASE):
-            await asyncio.gather(*(send(d) for d in batch))
-            done += len(batch)
+        results.put(0)  # connected and ready
+        while (send_seconds := await asyncio.to_thread(commands.get)) is not None:
+            done = 0
+            while batch := await store.claim_due(datetime.now(UTC), limit=CLAIM_BATCH, lease=LEASE):
+                await asyncio.gather(*(send(d, send_seconds) for d in batch))
+                done += len(batch)
+            results.put(done)
     finally:
         await store.aclose()
-    return done
 
 
-def _worker_process(
-    dsn: str, send_seconds: float, ready: Queue[int], go: Event, results: Queue[int]
-) -> None:
-    results.put(asyncio.run(_worker(dsn, send_seconds, ready, go)))
+def _worker_process(dsn: str, commands: Queue[float | None], results: Queue[int]) -> None:
+    asyncio.run(_worker(dsn, commands, results))
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Claimer processes started once and reused by every run, so runs time only the work."""
+
+    commands: list[Queue[float | None]]
+    results: Queue[int]
+    processes: Sequence[multiprocessing.process.BaseProcess]
+
+    @classmethod
+    def start(cls, dsn: str, count: int) -> Workers:
+        ctx = multiprocessing.get_context("spawn")
+        results: Queue[int] = ctx.Queue()
+        commands: list[Queue[float | None]] = [ctx.Queue() for _ in range(count)]
+        processes = [
+            ctx.Process(target=_worker_process, args=(dsn, c, results), daemon=True)
+            for c in commands
+        ]
+        for proc in processes:
+            proc.start()
+        for _ in processes:
+            results.get(timeout=120)
+        return cls(commands, results, processes)
+
+    def drain(self, workers: int, send_seconds: float) -> tuple[int, float]:
+        """Let the first ``workers`` processes drain the queue; (deliveries, seconds)."""
+        started = time.monotonic()
+        for queue in self.commands[:workers]:
+            queue.put(send_seconds)
+        total = sum(self.results.get(timeout=300) for _ in range(workers))
+        return total, time.monotonic() - started
+
+    def stop(self) -> None:
+        for queue in self.commands:
+            queue.put(None)
+        for proc in self.processes:
+            proc.join(timeout=30)
+            if proc.exitcode != 0:
+                raise SystemExit(f"bench_stores: a worker exited with {proc.exitcode}")
 
 
 async def _queue(dsn: str, count: int) -> None:
@@ -152,29 +192,10 @@ async def _check_and_reset(dsn: str, count: int) -> None:
         await conn.close()
 
 
-def _run(dsn: str, scenario: Scenario, workers: int) -> float:
+def _run(dsn: str, pool: Workers, scenario: Scenario, workers: int) -> float:
     """Claims+finishes per second of ``workers`` processes draining ``scenario``."""
     asyncio.run(_queue(dsn, scenario.deliveries))
-    ctx = multiprocessing.get_context("spawn")
-    ready: Queue[int] = ctx.Queue()
-    results: Queue[int] = ctx.Queue()
-    go = ctx.Event()
-    procs = [
-        ctx.Process(target=_worker_process, args=(dsn, scenario.send_seconds, ready, go, results))
-        for _ in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
-    for _ in procs:
-        ready.get(timeout=60)  # every worker connected: start the clock
-    started = time.monotonic()
-    go.set()
-    total = sum(results.get(timeout=120) for _ in procs)
-    elapsed = time.monotonic() - started
-    for proc in procs:
-        proc.join(timeout=30)
-        if proc.exitcode != 0:
-            raise SystemExit(f"bench_stores: a worker exited with {proc.exitcode}")
+    total, elapsed = pool.drain(workers, scenario.send_seconds)
     asyncio.run(_check_and_reset(dsn, scenario.deliveries))
     return total / elapsed
 
@@ -202,10 +223,14 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], float]:
     try:
         dsn = cluster.dsn()
         asyncio.run(_queue(dsn, 0))  # create the schema once
-        for _ in range(args.rounds):
-            for scenario in SCENARIOS:
-                for n in WORKER_COUNTS:
-                    rates[scenario.name, n].append(_run(dsn, scenario, n))
+        pool = Workers.start(dsn, max(WORKER_COUNTS))
+        try:
+            for _ in range(args.rounds):
+                for scenario in SCENARIOS:
+                    for n in WORKER_COUNTS:
+                        rates[scenario.name, n].append(_run(dsn, pool, scenario, n))
+        finally:
+            pool.stop()
     finally:
         cluster.stop()
     medians = {key: _median(values) for key, values in rates.items()}

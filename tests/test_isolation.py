@@ -30,10 +30,9 @@ async def test_fast_endpoint_finishes_before_the_slow_one_times_out(
 ) -> None:
     slow, fast = await receiver_factory(), await receiver_factory()
     slow.delay = 10.0
-    async with WebhookKit(allow_addresses=LOOPBACK, drain_timeout=10) as kit:
-        slow_id = await webhook(
-            kit, slow.url, "PRODUCT_CREATED", timeouts=Timeouts(connect=2, total=5)
-        )
+    # Leaving the block cancels the slow sends after 1 s and hands their leases back.
+    async with WebhookKit(allow_addresses=LOOPBACK, drain_timeout=1) as kit:
+        await webhook(kit, slow.url, "PRODUCT_CREATED", timeouts=Timeouts(connect=2, total=8))
         await webhook(kit, fast.url, "ORDER_CREATED")
         slow_ids: list[str] = []
         fast_ids: list[str] = []
@@ -45,10 +44,13 @@ async def test_fast_endpoint_finishes_before_the_slow_one_times_out(
         slow_attempts = [a for i in slow_ids for a in await kit.list_attempts(i)]
         assert all(d.status is DeliveryStatus.SUCCESS for d in done)
         assert len(fast.received) == 500
-        # The slow endpoint's first request is still waiting for its 5 s timeout.
+        # The slow endpoint's first requests are still waiting for their 8 s timeout, and it
+        # never had more than its share of send slots.
         assert slow_attempts == []
         assert 1 <= len(slow.received) <= kit.scheduler.gate.config.per_endpoint
-        assert slow_id
+    pending = [await kit.get_delivery(i) for i in slow_ids]
+    assert all(d is not None and d.status is DeliveryStatus.PENDING for d in pending)
+    assert all(d is not None and d.lease_until is None for d in pending)
 
 
 async def test_breaker_holds_deliveries_without_spending_their_retries(
@@ -57,21 +59,13 @@ async def test_breaker_holds_deliveries_without_spending_their_retries(
     receiver.statuses = [503, 503, 503]
     config = IsolationConfig(per_endpoint=1, failure_threshold=3, cooldown=timedelta(seconds=30))
     async with WebhookKit(clock=clock, allow_addresses=LOOPBACK, isolation=config) as kit:
-        await webhook(kit, receiver.url, "ORDER_CREATED")
+        hook_id = await webhook(kit, receiver.url, "ORDER_CREATED")
         ids = [i for n in range(10) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
         await kit.wait_idle()
         assert len(receiver.received) == 3  # then the breaker opened
         attempts = [len(await kit.list_attempts(i)) for i in ids]
         assert sorted(attempts) == [0] * 7 + [1] * 3
-        assert (
-            kit.scheduler.gate.state(
-                (await kit.get_delivery(ids[0])).webhook_id
-                if await kit.get_delivery(ids[0])
-                else "",
-                clock.now(),
-            )
-            == "open"
-        )
+        assert kit.scheduler.gate.state(hook_id, clock.now()) == "open"
         await clock.advance(10)  # the three retries are due, but the breaker still holds
         await kit.wait_idle()
         assert len(receiver.received) == 3

@@ -22,7 +22,7 @@ from .events import EventRegistry, EventType, default_registry
 from .exceptions import ConfigurationError, InvalidFieldError
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
-from .stores import DeliveryQuery, MemoryStore, Store, open_store
+from .stores import DeliveryQuery, MemoryStore, PostgresStore, Store, open_store
 from .transports.base import Timeouts, Transport, TransportRouter
 from .transports.http import HTTPTransport
 
@@ -233,8 +233,13 @@ class WebhookKit:
         payload: Any = None,
         requestor: Any = None,
         app: App | str | None = None,
+        connection: Any = None,
     ) -> list[str]:
         """Queue ``event`` for every webhook that receives it; returns the delivery ids.
+
+        ``connection``: the host's open asyncpg connection (PostgreSQL store only). The rows
+        are written inside the host's transaction, so the webhooks go out if and only if it
+        commits (a transactional outbox).
 
         ``payload`` (JSON-able object or JSON bytes) is sent as is; without it the body comes
         from the subscription query or the serializer registered for the event. ``app`` names
@@ -246,6 +251,12 @@ class WebhookKit:
                 f"event: {event_type.name} is a sync event; sync webhooks are called during the "
                 "request, not queued",
                 field="event",
+            )
+        if connection is not None and not isinstance(self.store, PostgresStore):
+            raise ConfigurationError(
+                "connection: writing through the host's transaction needs the PostgreSQL "
+                f"store, not {type(self.store).__name__}",
+                field="connection",
             )
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
             app = subject
@@ -290,7 +301,11 @@ class WebhookKit:
             ]
         if deliveries:
             await self.scheduler.reserve(len(deliveries))
-            await self.store.add_deliveries(payloads, deliveries)
+            if connection is not None:
+                assert isinstance(self.store, PostgresStore)
+                await self.store.add_deliveries(payloads, deliveries, connection=connection)
+            else:
+                await self.store.add_deliveries(payloads, deliveries)
             if self.scheduler.running:
                 self.scheduler.notify()
         return [d.id for d in deliveries]

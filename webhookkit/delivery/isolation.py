@@ -1,8 +1,8 @@
 """Per-endpoint isolation: concurrency limits and a breaker that holds deliveries.
 
 An endpoint is one webhook. A slow or dead endpoint may occupy at most ``per_endpoint``
-send slots; its other due deliveries wait in a short local queue or go back to the store
-for a few seconds, so deliveries to every other endpoint keep flowing. After
+send slots; while it is full the scheduler claims none of its deliveries (they stay pending
+in the store), so deliveries to every other endpoint keep flowing. After
 ``failure_threshold`` consecutive connection errors, timeouts or 5xx answers the endpoint's
 breaker opens: its deliveries stay pending (no attempt is recorded, no retry budget is spent)
 until ``cooldown`` has passed and one probe delivery succeeds.
@@ -23,17 +23,13 @@ __all__ = ["EndpointGate", "IsolationConfig"]
 @dataclass(frozen=True, slots=True)
 class IsolationConfig:
     per_endpoint: int = 10
-    held_per_endpoint: int = 20
-    postpone: timedelta = timedelta(seconds=2)
     failure_threshold: int = 5
     cooldown: timedelta = timedelta(seconds=30)
 
     def __post_init__(self) -> None:
-        if self.per_endpoint < 1 or self.held_per_endpoint < 0 or self.failure_threshold < 1:
+        if self.per_endpoint < 1 or self.failure_threshold < 1:
             raise ConfigurationError(
-                "isolation: per_endpoint and failure_threshold must be >= 1, "
-                "held_per_endpoint >= 0",
-                field="isolation",
+                "isolation: per_endpoint and failure_threshold must be >= 1", field="isolation"
             )
 
 
@@ -65,48 +61,68 @@ class EndpointGate:
             return "closed"
         return "open" if now < ep.open_until else "half-open"
 
+    def blocked(self, now: datetime) -> set[str]:
+        """Endpoints whose deliveries must not be claimed now: full, held back, or open."""
+        out = set()
+        for key, ep in self._endpoints.items():
+            state = self.state(key, now)
+            if (
+                ep.held
+                or ep.active >= self.config.per_endpoint
+                or state == "open"
+                or (state == "half-open" and ep.probing)
+            ):
+                out.add(key)
+        return out
+
+    def next_reopen(self, now: datetime) -> datetime | None:
+        """The earliest time an open breaker lets a probe through."""
+        times = [
+            ep.open_until
+            for ep in self._endpoints.values()
+            if ep.open_until is not None and ep.open_until > now
+        ]
+        return min(times, default=None)
+
     def admit(self, delivery: Delivery, now: datetime, slots_free: bool) -> str:
-        """``"send"``, ``"hold"`` or ``"postpone"`` for a delivery just claimed."""
+        """``"send"``, ``"hold"`` (wait locally for a slot) or ``"postpone"`` (breaker open:
+        back to the store until it may probe) for a delivery just claimed."""
         ep = self._ep(delivery.webhook_id)
         state = self.state(delivery.webhook_id, now)
-        if state == "open" or (state == "half-open" and ep.probing):
+        if state == "open":
             self.postponed += 1
             return "postpone"
-        if state == "half-open":
-            if not slots_free:
-                return self._hold_or_postpone(ep, delivery)
+        if state == "half-open" and not ep.probing and slots_free:
             ep.probing = True
             ep.active += 1
             return "send"
-        if slots_free and ep.active < self.config.per_endpoint:
+        if state == "closed" and slots_free and ep.active < self.config.per_endpoint:
             ep.active += 1
             return "send"
-        return self._hold_or_postpone(ep, delivery)
-
-    def _hold_or_postpone(self, ep: _Endpoint, delivery: Delivery) -> str:
-        if len(ep.held) < self.config.held_per_endpoint:
-            ep.held.append(delivery)
-            self.held_count += 1
-            return "hold"
-        self.postponed += 1
-        return "postpone"
+        ep.held.append(delivery)
+        self.held_count += 1
+        return "hold"
 
     def next_ready(self, now: datetime) -> Delivery | None:
-        """A held delivery whose endpoint may take one more send now (round-robin order)."""
+        """A held delivery whose endpoint may take one more send now."""
         for key, ep in self._endpoints.items():
-            if not ep.held or self.state(key, now) != "closed":
+            if not ep.held:
                 continue
-            if ep.active < self.config.per_endpoint:
-                ep.active += 1
-                self.held_count -= 1
-                return ep.held.popleft()
+            state = self.state(key, now)
+            if state == "half-open" and not ep.probing:
+                ep.probing = True
+            elif state != "closed" or ep.active >= self.config.per_endpoint:
+                continue
+            ep.active += 1
+            self.held_count -= 1
+            return ep.held.popleft()
         return None
 
     def release_blocked(self, now: datetime) -> list[Delivery]:
         """Held deliveries of endpoints whose breaker is open: they go back to the store."""
         out: list[Delivery] = []
         for key, ep in self._endpoints.items():
-            if ep.held and self.state(key, now) != "closed":
+            if ep.held and self.state(key, now) == "open":
                 out += ep.held
                 self.held_count -= len(ep.held)
                 ep.held.clear()

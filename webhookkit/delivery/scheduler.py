@@ -178,9 +178,12 @@ class Scheduler:
             self._wake.clear()
             now = self._clock.now()
             room = self._concurrency * 2 - len(self._inflight) - self.gate.held_count
+            blocked = self.gate.blocked(now)
             batch: list[Delivery] = []
             if room > 0:
-                batch = await self._store.claim_due(now, limit=room, lease=self._lease)
+                batch = await self._store.claim_due(
+                    now, limit=room, lease=self._lease, exclude_webhooks=blocked
+                )
             postponed: list[Delivery] = []
             for delivery in batch:
                 if delivery.id in self._active_ids:
@@ -199,8 +202,12 @@ class Scheduler:
                 continue  # more may be due
             next_due = await self._store.next_due()
             now = self._clock.now()
-            if next_due is not None and next_due <= now and room > 0:
-                continue
+            if next_due is not None and next_due <= now:
+                # Due work is left only for blocked endpoints: a finished send (wake) or a
+                # breaker's reopening unblocks them.
+                if room > 0 and not blocked and not self.gate.blocked(now):
+                    continue
+                next_due = self.gate.next_reopen(now)
             if not self._inflight and not self.gate.held_count and not self._wake.is_set():
                 self._idle.set()
             timeout = None if next_due is None else max((next_due - now).total_seconds(), 0.001)
@@ -214,9 +221,7 @@ class Scheduler:
         by_until: dict[datetime, list[str]] = {}
         for delivery in deliveries:
             self._active_ids.discard(delivery.id)
-            until = self.gate.reopen_time(delivery.webhook_id)
-            if until is None or until <= now:
-                until = now + self.gate.config.postpone
+            until = self.gate.reopen_time(delivery.webhook_id) or now
             by_until.setdefault(until, []).append(delivery.id)
         for until, ids in by_until.items():
             await self._store.release(ids, until=until)

@@ -309,12 +309,15 @@ INSERT_ATTEMPT: Final = _insert("webhookkit_attempts", ATTEMPT_COLUMNS)
 
 # Claiming: SQLite selects then updates inside one write transaction (one writer at a time);
 # PostgreSQL does both in one statement, skipping rows another worker has locked.
+# ``$n`` (the last parameter) lists webhooks to skip: endpoints busy or held by the caller.
 SELECT_DUE: Final = """
     SELECT id, due_at FROM webhookkit_deliveries
-    WHERE status = 'pending' AND due_at <= $1
+    WHERE status = 'pending' AND due_at <= $1 AND NOT ({excluded})
     ORDER BY due_at, id LIMIT $2"""
+SELECT_DUE_SQLITE: Final = SELECT_DUE.format(excluded=SQLITE.in_ids("webhook_id", "$3"))
 CLAIM_DUE_POSTGRES: Final = f"""
-    WITH due AS ({SELECT_DUE} FOR UPDATE SKIP LOCKED)
+    WITH due AS ({SELECT_DUE.format(excluded=POSTGRES.in_ids("webhook_id", "$4"))}
+        FOR UPDATE SKIP LOCKED)
     UPDATE webhookkit_deliveries AS d SET lease_until = $3, due_at = $3
     FROM due WHERE d.id = due.id
     RETURNING {", ".join("d." + c.strip() for c in DELIVERY_COLUMNS.split(","))},

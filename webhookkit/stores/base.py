@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol, runtime_checkable
@@ -63,8 +63,16 @@ class Store(Protocol):
     async def list_deliveries(self, query: DeliveryQuery | None = None) -> list[Delivery]: ...
     async def list_attempts(self, delivery_id: str) -> list[Attempt]: ...
 
-    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
-        """Up to ``limit`` pending deliveries due at ``now``, leased until ``now + lease``."""
+    async def claim_due(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str] = (),
+    ) -> list[Delivery]:
+        """Up to ``limit`` pending deliveries due at ``now``, leased until ``now + lease``,
+        skipping those of ``exclude_webhooks`` (endpoints that are busy or held)."""
         ...
 
     async def next_due(self) -> datetime | None:

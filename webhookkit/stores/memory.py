@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -93,9 +93,9 @@ class MemoryStore:
         self, payloads: Sequence[Payload], deliveries: Sequence[Delivery]
     ) -> None:
         self._check()
-        known = {p.id for p in payloads} | self._payloads.keys()
+        new = {p.id for p in payloads}
         for delivery in deliveries:
-            if delivery.payload_id not in known:
+            if delivery.payload_id not in new and delivery.payload_id not in self._payloads:
                 raise StoreError(f"delivery {delivery.id}: payload {delivery.payload_id} missing")
         for payload in payloads:
             self._payloads[payload.id] = payload
@@ -133,9 +133,17 @@ class MemoryStore:
             return delivery.lease_until
         return due
 
-    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
+    async def claim_due(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str] = (),
+    ) -> list[Delivery]:
         self._check()
         claimed: list[Delivery] = []
+        skipped: list[tuple[datetime, str]] = []
         while self._due and len(claimed) < limit:
             due, delivery_id = self._due[0]
             if due > now:
@@ -147,10 +155,15 @@ class MemoryStore:
                 continue
             if self._due_at(delivery) != due:
                 continue
+            if delivery.webhook_id in exclude_webhooks:
+                skipped.append((due, delivery_id))
+                continue
             leased = replace(delivery, lease_until=now + lease)
             self._deliveries[delivery_id] = leased
             heapq.heappush(self._due, (now + lease, delivery_id))
             claimed.append(leased)
+        for entry in skipped:
+            heapq.heappush(self._due, entry)
         return claimed
 
     async def next_due(self) -> datetime | None:

@@ -17,7 +17,7 @@ import contextlib
 import importlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any, Final
@@ -325,11 +325,23 @@ class PostgresStore:
         rows = await self._fetch("list_attempts", q.LIST_ATTEMPTS, delivery_id)
         return [q.row_to_attempt(D, r) for r in rows]
 
-    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
+    async def claim_due(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str] = (),
+    ) -> list[Delivery]:
         if limit <= 0:
             return []
         rows = await self._fetch(
-            "claim_due", q.CLAIM_DUE_POSTGRES, D.ts(now), limit, D.ts(now + lease)
+            "claim_due",
+            q.CLAIM_DUE_POSTGRES,
+            D.ts(now),
+            limit,
+            D.ts(now + lease),
+            D.id_list(sorted(exclude_webhooks)),
         )
         rows.sort(key=lambda r: (r["claimed_due"], r["id"]))
         return [q.row_to_delivery(D, r) for r in rows]

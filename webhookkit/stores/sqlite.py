@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -230,15 +230,22 @@ class SQLiteStore:
         )
         return [q.row_to_attempt(D, r) for r in rows]
 
-    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
+    async def claim_due(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str] = (),
+    ) -> list[Delivery]:
         if limit <= 0:
             return []
-        params = (D.ts(now), limit)
+        params = (D.ts(now), limit, D.id_list(sorted(exclude_webhooks)))
         until = D.ts(now + lease)
 
         def work(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             with _transaction(conn):
-                due = conn.execute(D.sql(q.SELECT_DUE), params).fetchall()
+                due = conn.execute(D.sql(q.SELECT_DUE_SQLITE), params).fetchall()
                 if not due:
                     return []
                 ids = [r["id"] for r in due]

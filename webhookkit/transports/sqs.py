@@ -51,7 +51,9 @@ from .base import OutboundMessage, Transport, TransportResult
 __all__ = ["SQSTarget", "SQSTransport", "parse_sqs_url"]
 
 DEFAULT_REGION = "us-east-1"
-_GRAMMAR = "awssqs://<ACCESS_KEY_ID>:<url-encoded SECRET>@sqs.<region>.amazonaws.com/<account_id>/<queue>"
+_GRAMMAR = (
+    "awssqs://<ACCESS_KEY_ID>:<url-encoded SECRET>@sqs.<region>.amazonaws.com/<account_id>/<queue>"
+)
 _ACCESS_KEY_RE = re.compile(r"\w{16,128}", re.ASCII)
 _REGION_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ACCOUNT_RE = re.compile(r"\d{12}")
@@ -79,7 +81,10 @@ class SQSTarget:
 
     def scrub(self, text: str) -> str:
         """``text`` with this target's access key id and secret replaced by ``[secret]``."""
-        for value in (self.access_key_id, self.secret_access_key and self.secret_access_key.reveal()):
+        for value in (
+            self.access_key_id,
+            self.secret_access_key and self.secret_access_key.reveal(),
+        ):
             if value:
                 text = text.replace(value, REDACTED)
         return text

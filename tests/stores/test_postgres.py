@@ -1,0 +1,222 @@
+"""What only the PostgreSQL store promises: many workers, LISTEN/NOTIFY, the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from stores.factories import LEASE, at, delivery, finish, payload
+from webhookkit import DeliveryStatus, StoreError
+from webhookkit.stores import PostgresStore, WorkNotifier
+
+LISTENERS = (
+    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND datname = current_database()"
+)
+
+
+@pytest.fixture
+async def stores(pg_dsn: str) -> AsyncIterator[Callable[..., PostgresStore]]:
+    """Make any number of stores on one database, as separate worker processes would."""
+    made: list[PostgresStore] = []
+
+    def make(*, listen: bool = True) -> PostgresStore:
+        store = PostgresStore(pg_dsn, min_size=1, max_size=4, listen=listen)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.aclose()
+
+
+@pytest.fixture
+async def host(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """The host application's own connection, with a table of its own."""
+    conn = await asyncpg.connect(pg_dsn)
+    await conn.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+    yield conn
+    await conn.close()
+
+
+async def test_concurrent_claimers_never_get_the_same_delivery(
+    stores: Callable[..., PostgresStore],
+) -> None:
+    workers = [stores() for _ in range(3)]
+    await asyncio.gather(*(w.open() for w in workers))  # concurrent migration, one schema
+    ids = [f"d{i:04}" for i in range(300)]
+    await workers[0].add_deliveries([payload()], [delivery(i) for i in ids])
+
+    async def claim_all(worker: PostgresStore) -> list[str]:
+        got: list[str] = []
+        while batch := await worker.claim_due(at(1), limit=7, lease=LEASE):
+            got += [d.id for d in batch]
+        return got
+
+    results = await asyncio.gather(*(claim_all(w) for w in workers))
+    claimed = [i for result in results for i in result]
+    assert sorted(claimed) == ids  # every delivery once, none twice
+    assert all(results), "each worker should have claimed some"
+
+
+async def test_rows_locked_elsewhere_are_skipped_not_waited_for(
+    stores: Callable[..., PostgresStore], host: asyncpg.Connection
+) -> None:
+    store = stores()
+    await store.add_deliveries([payload()], [delivery(f"d{i}") for i in range(4)])
+    async with host.transaction():
+        await host.execute(
+            "SELECT id FROM webhookkit_deliveries WHERE id IN ('d0', 'd1') FOR UPDATE"
+        )
+        async with asyncio.timeout(30):
+            claimed = await store.claim_due(at(1), limit=10, lease=LEASE)
+        assert [d.id for d in claimed] == ["d2", "d3"]
+    (first, second) = await store.claim_due(at(1), limit=10, lease=LEASE)
+    assert (first.id, second.id) == ("d0", "d1")
+
+
+async def test_a_crashed_workers_lease_runs_out_and_another_takes_over(
+    stores: Callable[..., PostgresStore],
+) -> None:
+    crashing, survivor = stores(), stores()
+    await crashing.add_deliveries([payload()], [delivery("d1")])
+    (taken,) = await crashing.claim_due(at(0), limit=1, lease=LEASE)
+    await crashing.aclose()  # dies without finishing
+    assert await survivor.claim_due(at(29), limit=1, lease=LEASE) == []
+    assert await survivor.next_due() == at(30)
+    (retaken,) = await survivor.claim_due(at(30), limit=1, lease=LEASE)
+    assert retaken.id == taken.id and retaken.lease_until == at(60)
+    done = await finish(survivor, "d1", DeliveryStatus.SUCCESS, when=31)
+    assert done.attempts == 1
+
+
+async def test_queuing_in_one_process_wakes_a_waiter_in_another(
+    stores: Callable[..., PostgresStore],
+) -> None:
+    producer, worker = stores(), stores()
+    await asyncio.gather(producer.open(), worker.open())
+    assert isinstance(worker, WorkNotifier)
+    assert await worker.wait_for_work(0.01) is False  # nothing queued yet
+    calls: list[str] = []
+    worker.add_work_listener(lambda: calls.append("woken"))
+    waiter = asyncio.create_task(worker.wait_for_work(60))
+    await asyncio.sleep(0)
+    await producer.add_deliveries([payload()], [delivery("d1")])
+    assert await waiter is True
+    assert calls == ["woken"]
+
+    (claimed,) = await worker.claim_due(at(0), limit=1, lease=LEASE)
+    waiter = asyncio.create_task(worker.wait_for_work(60))
+    await producer.release([claimed.id])  # released work is announced too
+    assert await waiter is True
+    assert calls == ["woken", "woken"]
+
+
+async def test_outbox_commit_sends_and_announces_only_on_commit(
+    stores: Callable[..., PostgresStore], host: asyncpg.Connection, pg_dsn: str
+) -> None:
+    store = stores()
+    await store.open()
+    woken: list[int] = []
+    store.add_work_listener(lambda: woken.append(1))
+    probe = await asyncpg.connect(pg_dsn)
+    try:
+        async with host.transaction():
+            await host.execute("INSERT INTO orders VALUES ('o1')")
+            await store.add_deliveries([payload()], [delivery("d1")], connection=host)
+            # Invisible to everyone else until the host commits.
+            assert await store.get_delivery("d1") is None
+            assert await store.claim_due(at(1), limit=10, lease=LEASE) == []
+            # Notifications arrive in commit order: once this probe is heard, an early
+            # NOTIFY from the outbox would have been heard too.
+            await probe.execute("SELECT pg_notify('webhookkit_deliveries', 'probe')")
+            assert await store.wait_for_work(30) is True
+            assert woken == [1]
+        assert await store.wait_for_work(30) is True
+        assert woken == [1, 1]
+    finally:
+        await probe.close()
+    assert await store.get_delivery("d1") == delivery("d1")
+    assert await store.get_payload("p1") == payload()
+    (claimed,) = await store.claim_due(at(1), limit=10, lease=LEASE)
+    assert claimed.id == "d1"
+
+
+async def test_outbox_rollback_leaves_no_trace(
+    stores: Callable[..., PostgresStore], host: asyncpg.Connection
+) -> None:
+    store = stores()
+    with contextlib.suppress(RuntimeError):
+        async with host.transaction():
+            await host.execute("INSERT INTO orders VALUES ('o1')")
+            await store.add_deliveries([payload()], [delivery("d1")], connection=host)
+            raise RuntimeError("the host's business logic failed")
+    assert await host.fetchval("SELECT count(*) FROM orders") == 0
+    assert await store.get_delivery("d1") is None
+    assert await store.get_payload("p1") is None
+    assert await store.claim_due(at(1), limit=10, lease=LEASE) == []
+    assert await store.next_due() is None
+
+
+async def test_outbox_outside_a_host_transaction_commits_by_itself(
+    stores: Callable[..., PostgresStore], host: asyncpg.Connection
+) -> None:
+    store = stores()
+    await store.open()
+    await store.add_deliveries([payload()], [delivery("d1")], connection=host)
+    assert await store.get_delivery("d1") == delivery("d1")
+    with pytest.raises(StoreError, match="payload"):
+        await store.add_deliveries([], [delivery("d2", "missing")], connection=host)
+    assert not host.is_in_transaction()
+
+
+async def test_a_lost_listen_connection_wakes_waiters_and_comes_back(
+    stores: Callable[..., PostgresStore], pg_dsn: str
+) -> None:
+    worker, producer = stores(), stores(listen=False)
+    await asyncio.gather(worker.open(), producer.open())
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        (pid,) = [r["pid"] for r in await admin.fetch(LISTENERS)]
+        waiter = asyncio.create_task(worker.wait_for_work(60))
+        await asyncio.sleep(0)
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        assert await waiter is True  # woken to poll: notifications may have been missed
+        for _ in range(600):  # the reconnect starts after 0.1 s; give it up to 30 s
+            if [r["pid"] for r in await admin.fetch(LISTENERS)] not in ([], [pid]):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the store did not LISTEN again after losing its connection")
+        await worker.wait_for_work(0)  # forget the reconnect's own wake-up
+        waiter = asyncio.create_task(worker.wait_for_work(60))
+        await producer.add_deliveries([payload()], [delivery("d1")])
+        assert await waiter is True
+    finally:
+        await admin.close()
+
+
+async def test_errors_never_show_the_password(pg_dsn: str) -> None:
+    bad = pg_dsn.replace("postgres@", "postgres:hunter2@").replace("/wk_", "/missing_wk_")
+    store = PostgresStore(bad)
+    assert "hunter2" not in repr(store)
+    with pytest.raises(StoreError) as caught:
+        await store.open()
+    assert "hunter2" not in str(caught.value)
+    assert "missing_wk_" in str(caught.value)
+    await store.aclose()
+
+
+async def test_timestamps_keep_microseconds_and_come_back_in_utc(
+    stores: Callable[..., PostgresStore],
+) -> None:
+    store = stores()
+    await store.add_deliveries([payload()], [delivery("d1", created=0.000001)])
+    loaded = await store.get_delivery("d1")
+    assert loaded is not None
+    assert loaded.created_at == at(0) + timedelta(microseconds=1)
+    assert loaded.created_at.utcoffset() == timedelta(0)

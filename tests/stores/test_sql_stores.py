@@ -1,0 +1,199 @@
+"""The SQL stores' own promises: a versioned schema, SQLite's durability and thread, URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from stores.factories import LEASE, at, delivery, payload
+from stores.pgcluster import PostgresCluster
+from webhookkit import App, ConfigurationError, StoreError
+from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore, Store, open_store
+from webhookkit.stores._sql import MIGRATIONS, SCHEMA_VERSION
+
+TABLES = {
+    "webhookkit_apps",
+    "webhookkit_tokens",
+    "webhookkit_webhooks",
+    "webhookkit_payloads",
+    "webhookkit_deliveries",
+    "webhookkit_attempts",
+    "webhookkit_schema_migrations",
+}
+
+
+class Database:
+    """Raw access to the database under a SQL store, to look behind its back."""
+
+    def __init__(self, kind: str, target: str) -> None:
+        self.kind = kind
+        self.target = target
+
+    def store(self) -> Store:
+        if self.kind == "sqlite":
+            return SQLiteStore(self.target)
+        return PostgresStore(self.target, min_size=1, max_size=2)
+
+    async def fetch(self, sql: str) -> list[tuple[object, ...]]:
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.target) as conn:
+                return [tuple(r) for r in conn.execute(sql).fetchall()]
+        conn = await asyncpg.connect(self.target)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    async def execute(self, sql: str) -> None:
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.target) as conn:
+                conn.execute(sql)
+            return
+        conn = await asyncpg.connect(self.target)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def tables(self) -> set[str]:
+        if self.kind == "sqlite":
+            rows = await self.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+        else:
+            rows = await self.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        return {str(r[0]) for r in rows}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        yield Database("sqlite", str(tmp_path / "store.db"))
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+        async with cluster.database() as dsn:
+            yield Database("postgres", dsn)
+
+
+async def test_open_creates_the_versioned_schema_once(database: Database) -> None:
+    first, second = database.store(), database.store()
+    try:
+        await asyncio.gather(first.open(), second.open())
+        await first.open()
+    finally:
+        await first.aclose()
+        await second.aclose()
+    assert await database.tables() >= TABLES
+    rows = await database.fetch("SELECT version, description FROM webhookkit_schema_migrations")
+    assert rows == [(m.version, m.description) for m in MIGRATIONS]
+    assert MIGRATIONS[-1].version == SCHEMA_VERSION
+
+
+async def test_data_survives_closing_and_reopening(database: Database) -> None:
+    store = database.store()
+    await store.put_app(App(id="a1", name="kept"))
+    await store.add_deliveries([payload()], [delivery("d1")])
+    await store.claim_due(at(0), limit=1, lease=LEASE)
+    await store.aclose()
+    again = database.store()
+    try:
+        assert await again.get_app("a1") == App(id="a1", name="kept")
+        assert await again.claim_due(at(1), limit=1, lease=LEASE) == []  # lease survived too
+        (claimed,) = await again.claim_due(at(30), limit=1, lease=LEASE)
+        assert claimed.id == "d1"
+    finally:
+        await again.aclose()
+
+
+async def test_a_schema_newer_than_the_library_is_refused(database: Database) -> None:
+    store = database.store()
+    await store.open()
+    await store.aclose()
+    await database.execute(
+        "INSERT INTO webhookkit_schema_migrations (version, description, applied_at) "
+        f"VALUES ({SCHEMA_VERSION + 1}, 'from the future', "
+        f"{'0' if database.kind == 'sqlite' else 'now()'})"
+    )
+    newer = database.store()
+    with pytest.raises(StoreError, match="upgrade webhookkit"):
+        await newer.open()
+    await newer.aclose()
+
+
+async def test_naive_datetimes_are_refused(database: Database) -> None:
+    store = database.store()
+    try:
+        with pytest.raises(StoreError, match="timezone-aware"):
+            await store.claim_due(datetime(2026, 1, 1), limit=1, lease=LEASE)
+    finally:
+        await store.aclose()
+
+
+async def test_sqlite_uses_wal_and_runs_statements_off_the_event_loop(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "wal.db")
+    await store.open()
+    try:
+        workers = [t for t in threading.enumerate() if t.name.startswith("webhookkit-sqlite")]
+        assert len(workers) == 1 and workers[0] is not threading.current_thread()
+        with sqlite3.connect(tmp_path / "wal.db") as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # The loop keeps running while the store works: a ticker advances during a batch.
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        payloads = [payload(f"p{i}") for i in range(200)]
+        await store.add_deliveries(payloads, [delivery(f"d{i}", f"p{i}") for i in range(200)])
+        task.cancel()
+        assert ticks > 1
+    finally:
+        await store.aclose()
+    assert not [t for t in threading.enumerate() if t.name.startswith("webhookkit-sqlite")]
+
+
+async def test_sqlite_in_memory_database_works(tmp_path: Path) -> None:
+    store = open_store("sqlite:///:memory:")
+    assert isinstance(store, SQLiteStore)
+    try:
+        await store.add_deliveries([payload()], [delivery("d1")])
+        assert (await store.get_delivery("d1")) == delivery("d1")
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "check"),
+    [
+        ("memory://", lambda s: isinstance(s, MemoryStore)),
+        ("sqlite:///relative/dir/hooks.db", lambda s: s.path == "relative/dir/hooks.db"),
+        ("sqlite:////var/lib/hooks.db", lambda s: s.path == "/var/lib/hooks.db"),
+        ("postgresql://u:pw@db.internal:5432/shop", lambda s: isinstance(s, PostgresStore)),
+        ("postgres://u@db/shop?sslmode=require", lambda s: isinstance(s, PostgresStore)),
+    ],
+)
+def test_open_store_picks_the_store_by_url(url: str, check: Callable[[Store], bool]) -> None:
+    assert check(open_store(url))
+
+
+def test_open_store_keeps_passwords_out_of_reprs() -> None:
+    shown = repr(open_store("postgresql://u:pw-123@db/shop?password=pw-456"))
+    assert "pw-123" not in shown and "pw-456" not in shown and "db/shop" in shown
+
+
+@pytest.mark.parametrize("url", ["mysql://db/x", "sqlite://", "sqlite:///", "redis://x"])
+def test_open_store_refuses_unknown_or_incomplete_urls(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_store(url)
+    assert caught.value.field == "store"
