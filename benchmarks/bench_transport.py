@@ -5,6 +5,8 @@ counted against anyone), with the same connection limit (10 per host, HTTPTransp
 default) and the same number of requests in flight, in the same run:
 
 * raw: ``ClientSession.post`` of one prebuilt body with Saleor's headers;
+* transport: ``HTTPTransport.send`` of a prebuilt :class:`OutboundMessage` (headers built,
+  SSRF check, attempt-record headers and excerpt), without the scheduler;
 * delivery: the outbox already holds the deliveries (``kit.trigger`` ran before the kit
   started); timed from ``kit.start()`` until every delivery is recorded as a success: the
   scheduler claims, signs (HMAC, or JWS with ``--jws``), sends through HTTPTransport (SSRF
@@ -38,7 +40,7 @@ from webhookkit import WebhookKit
 from webhookkit.delivery.isolation import IsolationConfig
 from webhookkit.signing.hmac import hmac_signature
 from webhookkit.transports.base import OutboundMessage
-from webhookkit.transports.http import DEFAULT_USER_AGENT, saleor_headers
+from webhookkit.transports.http import DEFAULT_USER_AGENT, HTTPTransport, saleor_headers
 
 LIMIT_PER_HOST = 10  # HTTPTransport's default, used by every side
 SECRET = "benchmark-secret"
@@ -74,17 +76,24 @@ def _serve(conn: Connection) -> None:
     asyncio.run(main())
 
 
-async def run_raw(url: str, opts: Options, count: int) -> float:
-    """Deliveries/s of plain aiohttp POSTs with Saleor's headers."""
-    body = b'{"order":{"id":"T3JkZXI6MQ==","number":"1"}}'
-    message = OutboundMessage(
+BODY = b'{"order":{"id":"T3JkZXI6MQ==","number":"1"}}'
+
+
+def _message(url: str) -> OutboundMessage:
+    return OutboundMessage(
         url=url,
-        body=body,
+        body=BODY,
         event="order_created",
         domain="shop.example.com",
         api_url="https://shop.example.com/graphql/",
-        signature=hmac_signature(body, SECRET),
+        signature=hmac_signature(BODY, SECRET),
     )
+
+
+async def run_raw(url: str, opts: Options, count: int) -> float:
+    """Deliveries/s of plain aiohttp POSTs with Saleor's headers."""
+    body = BODY
+    message = _message(url)
     headers = saleor_headers(message)
     connector = aiohttp.TCPConnector(limit=100, limit_per_host=LIMIT_PER_HOST)
     timeout = aiohttp.ClientTimeout(total=20, sock_connect=2)
@@ -109,13 +118,31 @@ async def run_raw(url: str, opts: Options, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
+async def run_transport(url: str, opts: Options, count: int) -> float:
+    """Deliveries/s of HTTPTransport.send alone, with as many messages in flight."""
+    transport = HTTPTransport(allow_addresses=["127.0.0.1/32"], limit_per_host=LIMIT_PER_HOST)
+    message = _message(url)
+    semaphore = asyncio.Semaphore(opts.concurrency)
+
+    async def send() -> None:
+        async with semaphore:
+            result = await transport.send(message)
+            if not result.ok:
+                raise RuntimeError(f"receiver answered {result.status_code}")
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(send() for _ in range(count)))
+        return count / (time.perf_counter() - started)
+    finally:
+        await transport.aclose()
+
+
 async def run_pipeline(url: str, opts: Options, count: int, *, end_to_end: bool) -> float:
     """Deliveries/s through WebhookKit (see the module docstring for the two variants)."""
     # One endpoint gets every delivery. The endpoint gate lets ``per_endpoint`` of them be
     # in flight; raw keeps ``concurrency`` requests queued on the same 10 connections.
-    isolation = (
-        None if opts.default_isolation else IsolationConfig(per_endpoint=opts.concurrency)
-    )
+    isolation = None if opts.default_isolation else IsolationConfig(per_endpoint=opts.concurrency)
     kit = WebhookKit(
         domain="shop.example.com",
         allow_addresses=["127.0.0.1/32"],
@@ -160,16 +187,18 @@ async def bench(opts: Options) -> dict[str, list[float]]:
     parent, child = ctx.Pipe()
     server = ctx.Process(target=_serve, args=(child,), daemon=True)
     server.start()
-    results: dict[str, list[float]] = {"raw": [], "delivery": [], "end-to-end": []}
+    results: dict[str, list[float]] = {"raw": [], "transport": [], "delivery": [], "end-to-end": []}
     try:
         if not parent.poll(30):
             raise RuntimeError("the receiver process did not start")
         url = f"http://127.0.0.1:{parent.recv()}/hook"
         warm = min(opts.count, 300)  # imports, first connections, the receiver's first calls
         await run_raw(url, opts, warm)
+        await run_transport(url, opts, warm)
         await run_pipeline(url, opts, warm, end_to_end=True)
         for _ in range(opts.rounds):
             results["raw"].append(await run_raw(url, opts, opts.count))
+            results["transport"].append(await run_transport(url, opts, opts.count))
             results["delivery"].append(await run_pipeline(url, opts, opts.count, end_to_end=False))
             results["end-to-end"].append(await run_pipeline(url, opts, opts.count, end_to_end=True))
     finally:
@@ -204,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {'side':<34} {'median/s':>9} {'best/s':>8} {'vs raw':>7}")
     labels = {
         "raw": "raw aiohttp POSTs",
+        "transport": "HTTPTransport.send alone",
         "delivery": "WebhookKit, outbox -> receiver",
         "end-to-end": "WebhookKit, trigger -> receiver",
     }

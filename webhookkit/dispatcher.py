@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -19,10 +20,11 @@ from .delivery.retry import RetryPolicy
 from .delivery.scheduler import DeliveryStats, Scheduler
 from .delivery.sync import BreakerConfig, CircuitBreaker, SyncCaller, SyncResponse
 from .events import EventRegistry, EventType, default_registry
-from .exceptions import ConfigurationError, InvalidFieldError
+from .exceptions import ConfigurationError, InvalidFieldError, WebhookKitError
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, Store, open_store
+from .stores.base import Retention
 from .transports.base import Timeouts, Transport, TransportRouter
 from .transports.http import HTTPTransport
 
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["WebhookKit"]
 
 log = logging.getLogger("webhookkit")
+
+#: Saleor's rule: successes purged, failures kept 14 days; checked every hour.
+DEFAULT_RETENTION = Retention()
 
 
 class WebhookKit:
@@ -71,6 +76,7 @@ class WebhookKit:
         max_queued: int | None = 100_000,
         lease: timedelta = timedelta(minutes=5),
         poll_interval: float | None = None,
+        retention: Retention | None = DEFAULT_RETENTION,
     ) -> None:
         if not domain or "/" in domain or any(c.isspace() for c in domain):
             raise InvalidFieldError(
@@ -124,6 +130,9 @@ class WebhookKit:
         self.retry = retry if retry is not None else RetryPolicy()
         self.signer = JWSSigner(KeySet.of(signing_key))
         self._drain_timeout = drain_timeout
+        self.retention = retention
+        self._retention_task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self.apps = AppManager(self.store, self.registry, self.clock)
         self.webhooks = WebhookManager(
             self.store, self.registry, self.router, self.clock, lambda: self.payloads
@@ -172,9 +181,33 @@ class WebhookKit:
         """Open the store and start the scheduler; deliveries already stored are picked up."""
         await self.store.open()
         self.scheduler.start()
+        if self.retention is not None and self._retention_task is None:
+            self._closing.clear()
+            self._retention_task = asyncio.create_task(
+                self._retention_loop(self.retention), name="webhookkit-retention"
+            )
+
+    async def _retention_loop(self, retention: Retention) -> None:
+        seconds = retention.interval.total_seconds()
+        while not self._closing.is_set():
+            await self.clock.wait(self._closing, seconds)
+            if self._closing.is_set():
+                return
+            try:
+                count = await self.purge(
+                    keep_success=retention.keep_success, keep_failed=retention.keep_failed
+                )
+                if count:
+                    log.info("retention: purged %d finished deliveries", count)
+            except WebhookKitError:
+                log.exception("retention: purge failed; will try again")
 
     async def aclose(self) -> None:
         """Stop claiming, wait for in-flight sends, close transports (and an owned store)."""
+        self._closing.set()
+        if self._retention_task is not None:
+            await self._retention_task
+            self._retention_task = None
         await self.scheduler.stop(drain_timeout=self._drain_timeout)
         await self.router.aclose()
         if self._owns_store:
@@ -384,6 +417,27 @@ class WebhookKit:
             for w in group.webhooks
         ]
         return await self.sync.call_all(event_type.value, calls) + skipped
+
+    async def retry_delivery(self, delivery_id: str) -> Delivery:
+        """Send a finished delivery again now with a fresh retry budget (Saleor's
+        ``eventDeliveryRetry``). Its attempts so far stay on record."""
+        delivery = await self.store.requeue(delivery_id, self.clock.now())
+        if delivery is None:
+            found = await self.store.get_delivery(delivery_id)
+            reason = "is still pending" if found is not None else "does not exist"
+            raise InvalidFieldError(
+                f"delivery_id: delivery {delivery_id!r} {reason}", field="delivery_id"
+            )
+        if self.scheduler.running:
+            self.scheduler.notify()
+        return delivery
+
+    async def purge(
+        self, *, keep_success: timedelta | None = None, keep_failed: timedelta = timedelta(days=14)
+    ) -> int:
+        """Delete finished deliveries past retention: successes (all, or older than
+        ``keep_success``) and failures older than ``keep_failed`` (Saleor: 14 days)."""
+        return await self.store.purge(self.clock.now(), keep_success, keep_failed)
 
     # -- reading records -----------------------------------------------------------------------
     async def get_delivery(self, delivery_id: str) -> Delivery | None:

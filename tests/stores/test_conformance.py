@@ -424,3 +424,18 @@ async def test_open_is_idempotent_and_a_closed_store_refuses_work(store: Store) 
         await store.put_app(App(id="a2", name="y"))
     with pytest.raises(StoreError, match="after aclose"):
         await store.add_deliveries([payload()], [delivery("d1")])
+
+
+async def test_requeue_makes_a_finished_delivery_due_with_a_fresh_budget(store: Store) -> None:
+    await queue(store, "done", "waiting")
+    await finish(store, "done", DeliveryStatus.FAILED, when=5)
+    await finish(store, "done", DeliveryStatus.FAILED, when=6, number=2)
+    assert await store.requeue("waiting", at(10)) is None  # still pending
+    assert await store.requeue("unknown", at(10)) is None
+    again = await store.requeue("done", at(10))
+    assert again is not None
+    assert again.status is DeliveryStatus.PENDING
+    assert (again.attempts, again.retry_base, again.requeued_at) == (2, 2, at(10))
+    assert await store.get_delivery("done") == again
+    claimed = await store.claim_due(at(10), limit=10, lease=LEASE)
+    assert "done" in [d.id for d in claimed]

@@ -196,6 +196,29 @@ async def test_attempt_record_redacts_secrets_and_cuts_the_body(
     assert receiver.received[0].header("authorization") == "Bearer top-secret"
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body", "excerpt"),
+    [
+        ("text/plain; charset=latin-1", "caf\xe9".encode("latin-1"), "caf\xe9"),
+        ("text/plain; charset=no-such-charset", b"ok", "ok"),
+        ("application/octet-stream", b"\xff\xfe", "\ufffd\ufffd"),
+    ],
+)
+async def test_response_excerpt_decodes_any_answer(
+    receiver: Receiver, content_type: str, body: bytes, excerpt: str
+) -> None:
+    receiver.handler = lambda request, record: web.Response(
+        body=body, headers={"Content-Type": content_type}
+    )
+    transport = HTTPTransport(allow_addresses=LOOPBACK)
+    try:
+        result = await transport.send(outbound(receiver.url + "/hook"))
+    finally:
+        await transport.aclose()
+    assert result.ok
+    assert result.response_excerpt == excerpt
+
+
 async def test_azure_service_bus_headers_are_sent_last(kit: WebhookKit, receiver: Receiver) -> None:
     broker = '{"Label":"M1","TimeToLive":60,"SessionId":"orders"}'
     sas = "SharedAccessSignature sr=https%3A%2F%2Fns.servicebus.windows.net&sig=abc&se=1&skn=send"

@@ -48,6 +48,9 @@ class Delivery:
     lease_until: datetime | None = None
     last_error: str | None = None
     updated_at: datetime | None = None
+    #: A manual retry starts a fresh budget: attempts made before it, and when it happened.
+    retry_base: int = 0
+    requeued_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:

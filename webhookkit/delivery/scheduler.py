@@ -369,8 +369,10 @@ class Scheduler:
                 retryable=retryable,
                 retry_after=_retry_after(result, now),
             )
-            elapsed = (now - delivery.created_at).total_seconds()
-            delay = self._retry.decide(outcome, number, elapsed)
+            # A manual retry started a fresh budget: count from it.
+            since = delivery.requeued_at or delivery.created_at
+            elapsed = (now - since).total_seconds()
+            delay = self._retry.decide(outcome, number - delivery.retry_base, elapsed)
             if delay is not None:
                 status, next_try = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
         attempt = Attempt(

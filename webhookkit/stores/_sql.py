@@ -231,6 +231,14 @@ MIGRATIONS: Final = (
                 ON webhookkit_attempts (delivery_id, number)""",
         ),
     ),
+    Migration(
+        2,
+        "manual retry budget on deliveries",
+        (
+            "ALTER TABLE webhookkit_deliveries ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE webhookkit_deliveries ADD COLUMN requeued_at {ts}",
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -256,7 +264,7 @@ WEBHOOK_COLUMNS: Final = (
 PAYLOAD_COLUMNS: Final = "id, event, body, created_at"
 DELIVERY_COLUMNS: Final = (
     "id, payload_id, webhook_id, app_id, event, created_at, status, next_try_at, attempts, "
-    "lease_until, last_error, updated_at, due_at"
+    "lease_until, last_error, updated_at, due_at, retry_base, requeued_at"
 )
 ATTEMPT_COLUMNS: Final = (
     "id, delivery_id, number, created_at, status, duration, response_status_code, "
@@ -336,6 +344,15 @@ FINISH_DELIVERY: Final = f"""
 FINISH_ATTEMPT_POSTGRES: Final = f"""
     WITH attempt AS ({_insert("webhookkit_attempts", ATTEMPT_COLUMNS, 6)} RETURNING 1)
     {FINISH_DELIVERY}"""
+
+
+# A manual retry: a finished delivery becomes pending now, with a fresh retry budget.
+REQUEUE: Final = f"""
+    UPDATE webhookkit_deliveries SET
+        status = 'pending', next_try_at = $2, lease_until = NULL, due_at = $2,
+        retry_base = attempts, requeued_at = $2, updated_at = $2
+    WHERE id = $1 AND status <> 'pending'
+    RETURNING {DELIVERY_COLUMNS}"""
 
 
 def lease_sql(dialect: Dialect) -> str:
@@ -564,6 +581,8 @@ def delivery_params(d: Dialect, delivery: Delivery) -> tuple[Any, ...]:
         delivery.last_error,
         d.ts(delivery.updated_at),
         d.ts(due_at(delivery)),
+        delivery.retry_base,
+        d.ts(delivery.requeued_at),
     )
 
 
@@ -581,6 +600,8 @@ def row_to_delivery(d: Dialect, row: Row) -> Delivery:
         lease_until=d.dt(row["lease_until"]),
         last_error=row["last_error"],
         updated_at=d.dt(row["updated_at"]),
+        retry_base=int(row["retry_base"]),
+        requeued_at=d.dt(row["requeued_at"]),
     )
 
 

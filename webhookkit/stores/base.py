@@ -10,10 +10,20 @@ from typing import Final, Protocol, runtime_checkable
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 
-__all__ = ["DEFAULT_KEEP_FAILED", "DeliveryQuery", "Store", "WorkNotifier"]
+__all__ = ["DEFAULT_KEEP_FAILED", "DeliveryQuery", "Retention", "Store", "WorkNotifier"]
 
 #: How long failed deliveries are kept by default (Saleor keeps them 14 days).
 DEFAULT_KEEP_FAILED: Final = timedelta(days=14)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """What the dispatcher purges every ``interval``: successes older than ``keep_success``
+    (None: every success, Saleor's rule) and failures older than ``keep_failed`` (14 days)."""
+
+    keep_success: timedelta | None = None
+    keep_failed: timedelta = DEFAULT_KEEP_FAILED
+    interval: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +104,11 @@ class Store(Protocol):
     async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
         """Hand back deliveries that were claimed but not attempted: claimable again at
         ``until`` (None: at once). No attempt is recorded and the retry budget is unchanged."""
+        ...
+
+    async def requeue(self, delivery_id: str, now: datetime) -> Delivery | None:
+        """Make a finished delivery pending again at ``now`` with a fresh retry budget
+        (Saleor's ``eventDeliveryRetry``); None if it does not exist or is still pending."""
         ...
 
     async def purge(

@@ -216,6 +216,24 @@ class MemoryStore:
                 self._deliveries[delivery_id] = released
                 heapq.heappush(self._due, (self._due_at(released), delivery_id))
 
+    async def requeue(self, delivery_id: str, now: datetime) -> Delivery | None:
+        self._check()
+        delivery = self._deliveries.get(delivery_id)
+        if delivery is None or delivery.status is DeliveryStatus.PENDING:
+            return None
+        requeued = replace(
+            delivery,
+            status=DeliveryStatus.PENDING,
+            next_try_at=now,
+            lease_until=None,
+            retry_base=delivery.attempts,
+            requeued_at=now,
+            updated_at=now,
+        )
+        self._deliveries[delivery_id] = requeued
+        heapq.heappush(self._due, (now, delivery_id))
+        return requeued
+
     async def purge(
         self,
         now: datetime,

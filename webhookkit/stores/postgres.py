@@ -379,6 +379,13 @@ class PostgresStore:
             await conn.execute(q.release_sql(D), D.id_list(delivery_ids), D.ts(until))
             await conn.execute(_NOTIFY, CHANNEL, str(len(delivery_ids)))
 
+    async def requeue(self, delivery_id: str, now: datetime) -> Delivery | None:
+        async with self._conn("requeue") as conn, conn.transaction():
+            row = await conn.fetchrow(q.REQUEUE, delivery_id, D.ts(now))
+            if row is not None:
+                await conn.execute(_NOTIFY, CHANNEL, "1")
+        return None if row is None else q.row_to_delivery(D, row)
+
     async def purge(
         self,
         now: datetime,

@@ -289,6 +289,17 @@ class SQLiteStore:
             params = (ids, D.ts(until))
             await self._run(lambda c: c.execute(q.release_sql(D), params))
 
+    async def requeue(self, delivery_id: str, now: datetime) -> Delivery | None:
+        params = (delivery_id, D.ts(now))
+
+        def work(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with _transaction(conn):
+                row: sqlite3.Row | None = conn.execute(D.sql(q.REQUEUE), params).fetchone()
+            return row
+
+        row = await self._run(work)
+        return None if row is None else q.row_to_delivery(D, row)
+
     async def purge(
         self,
         now: datetime,

@@ -218,7 +218,7 @@ class HTTPTransport(Transport):
             ) as response:
                 # Sync webhooks need the whole answer (up to body_limit); async ones an excerpt.
                 raw = await response.content.read(max(_READ_LIMIT, message.body_limit))
-                text = raw[:_READ_LIMIT].decode(response.charset or "utf-8", errors="replace")
+                text = _decode(raw[:_READ_LIMIT], response.charset)
                 status = response.status
                 return TransportResult(
                     ok=200 <= status < 300,
@@ -266,6 +266,14 @@ class HTTPTransport(Transport):
             f"HTTPTransport(limit={self._limit}, limit_per_host={self._limit_per_host}, "
             f"ssrf_guard={self.policy.enabled}, allow={[str(n) for n in self.policy.allow]})"
         )
+
+
+def _decode(raw: bytes, charset: str | None) -> str:
+    """The answer as text in its declared charset; UTF-8 when none or an unknown one."""
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return raw.decode("utf-8", errors="replace")
 
 
 def _describe(exc: BaseException) -> str:
