@@ -15,7 +15,7 @@ from ._manage import AppManager, WebhookManager
 from .apps import App, Webhook, app_can_receive
 from .clock import Clock, SystemClock
 from .delivery.isolation import IsolationConfig
-from .delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+from .delivery.records import Attempt, Delivery, Payload
 from .delivery.retry import RetryPolicy
 from .delivery.scheduler import DeliveryStats, Scheduler
 from .delivery.sync import BreakerConfig, CircuitBreaker, SyncCaller, SyncResponse
@@ -458,19 +458,26 @@ class WebhookKit:
     ) -> list[Delivery]:
         """Wait until every delivery is final (success or failed); raises TimeoutError."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        final: dict[str, Delivery] = {}
+        waiting = list(dict.fromkeys(delivery_ids))
         while True:
-            found = [await self.store.get_delivery(i) for i in delivery_ids]
-            missing = [i for i, d in zip(delivery_ids, found, strict=True) if d is None]
-            if missing:
-                raise InvalidFieldError(
-                    f"delivery_ids: unknown ids {missing}", field="delivery_ids"
-                )
-            done = [d for d in found if d is not None]
-            if all(d.status is not DeliveryStatus.PENDING for d in done):
-                return done
+            still: list[str] = []
+            for delivery_id in waiting:  # only re-read what was still pending
+                delivery = await self.store.get_delivery(delivery_id)
+                if delivery is None:
+                    raise InvalidFieldError(
+                        f"delivery_ids: unknown id {delivery_id!r}", field="delivery_ids"
+                    )
+                if delivery.is_final:
+                    final[delivery_id] = delivery
+                else:
+                    still.append(delivery_id)
+            waiting = still
+            if not waiting:
+                return [final[i] for i in delivery_ids]
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"{sum(not d.is_final for d in done)} deliveries still pending")
+                raise TimeoutError(f"{len(waiting)} deliveries still pending")
             # Poll at least once a second: another process may finish deliveries too.
             await self.scheduler.wait_progress(1.0 if remaining is None else min(remaining, 1.0))
 

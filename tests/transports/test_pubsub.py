@@ -210,3 +210,25 @@ async def test_unreachable_endpoint_is_a_retryable_connect_error() -> None:
     finally:
         await transport.aclose()
     assert caught.value.retryable is True
+
+
+async def test_standard_webhooks_profile_travels_as_attributes(
+    pubsub_emulator: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from standardwebhooks import Webhook as Verifier
+
+    from webhookkit.signing import new_secret
+
+    host = use_emulator(pubsub_emulator, monkeypatch)
+    topic = await make_topic(host)
+    secret = new_secret()
+    # The real clock: the reference verifier checks webhook-timestamp against now.
+    async with WebhookKit(domain="shop.example.com") as kit:
+        await subscribe(kit, topic.url, secret_key=secret, signing_profile="standard-webhooks")
+        [delivery_id] = await kit.trigger("ORDER_CREATED", payload={"n": 1})
+        await kit.wait_for([delivery_id], timeout=30)
+    [message] = await topic.pull()
+    attributes = message["attributes"]
+    assert attributes["webhook-id"] == delivery_id
+    assert "signature" not in attributes
+    Verifier(secret.reveal()).verify(base64.b64decode(message["data"]).decode(), attributes)

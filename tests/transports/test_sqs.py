@@ -317,3 +317,26 @@ async def test_unreachable_endpoint_is_a_retryable_connect_error() -> None:
         await transport.aclose()
     assert caught.value.retryable is True
     assert SECRET not in str(caught.value) and KEY not in str(caught.value)
+
+
+async def test_standard_webhooks_profile_travels_as_message_attributes(
+    endpoint: str, sqs: Any
+) -> None:
+    from standardwebhooks import Webhook as Verifier
+
+    from webhookkit.signing import new_secret
+
+    name = queue_name()
+    queue_url = await create_queue(sqs, name)
+    secret = new_secret()
+    # The real clock: the reference verifier checks webhook-timestamp against now.
+    async with WebhookKit(domain="shop.example.com", sqs_endpoint_url=endpoint) as kit:
+        await subscribe(kit, sqs_url(name), secret_key=secret, signing_profile="standard-webhooks")
+        [delivery_id] = await kit.trigger("ORDER_CREATED", payload={"n": 1})
+        await kit.wait_for([delivery_id], timeout=30)
+    [message] = await receive(sqs, queue_url)
+    headers = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert headers["webhook-id"] == delivery_id
+    assert "Signature" not in headers
+    # The reference library verifies what arrived through the queue.
+    Verifier(secret.reveal()).verify(message["Body"], headers)

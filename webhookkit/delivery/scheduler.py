@@ -251,7 +251,10 @@ class Scheduler:
                 healthy = task.result()
         if delivery is not None:
             self._active_ids.discard(delivery.id)
-            self.gate.done(delivery.webhook_id, healthy, self._clock.now())
+            now = self._clock.now()
+            self.gate.done(delivery.webhook_id, healthy, now)
+            if not self._stopping:
+                self._pump(now)  # keep the endpoint's pipeline full without a loop round
         self._wake.set()
 
     # -- one delivery ----------------------------------------------------------------------

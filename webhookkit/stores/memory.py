@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -13,6 +13,81 @@ from ..exceptions import StoreError
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery
 
 __all__ = ["MemoryStore"]
+
+
+class _DueIndex:
+    """When each pending delivery becomes claimable: one heap per webhook plus a heap of
+    their heads, so a claim that skips busy webhooks costs per webhook, not per delivery.
+
+    Entries are never removed in place; a stale one (the delivery moved on) is dropped when
+    it reaches the top. ``valid(due, delivery_id)`` tells whether an entry is current.
+    """
+
+    def __init__(self) -> None:
+        self._by_webhook: dict[str, list[tuple[datetime, str]]] = {}
+        self._heads: list[tuple[datetime, str]] = []
+
+    def push(self, due: datetime, delivery_id: str, webhook_id: str) -> None:
+        heap = self._by_webhook.setdefault(webhook_id, [])
+        if not heap or due < heap[0][0]:
+            heapq.heappush(self._heads, (due, webhook_id))
+        heapq.heappush(heap, (due, delivery_id))
+
+    def _top(
+        self, webhook_id: str, valid: Callable[[datetime, str], bool]
+    ) -> tuple[datetime, str] | None:
+        heap = self._by_webhook.get(webhook_id)
+        while heap and not valid(*heap[0]):
+            heapq.heappop(heap)
+        if not heap:
+            self._by_webhook.pop(webhook_id, None)
+            return None
+        return heap[0]
+
+    def first(self, valid: Callable[[datetime, str], bool]) -> datetime | None:
+        while self._heads:
+            due, webhook_id = self._heads[0]
+            top = self._top(webhook_id, valid)
+            if top is not None and top[0] == due:
+                return due
+            heapq.heappop(self._heads)
+            if top is not None:
+                heapq.heappush(self._heads, (top[0], webhook_id))
+        return None
+
+    def pop_due(
+        self,
+        now: datetime,
+        limit: int,
+        exclude: Collection[str],
+        valid: Callable[[datetime, str], bool],
+    ) -> list[str]:
+        """Up to ``limit`` delivery ids due at ``now``, earliest first, skipping ``exclude``;
+        the caller pushes them again with their new (leased) time."""
+        taken: list[str] = []
+        skipped: list[tuple[datetime, str]] = []
+        while self._heads and len(taken) < limit:
+            due, webhook_id = self._heads[0]
+            if due > now:
+                break
+            heapq.heappop(self._heads)
+            top = self._top(webhook_id, valid)
+            if top is None:
+                continue
+            if top[0] != due:  # a stale head: put the real one back
+                heapq.heappush(self._heads, (top[0], webhook_id))
+                continue
+            if webhook_id in exclude:
+                skipped.append((due, webhook_id))
+                continue
+            heapq.heappop(self._by_webhook[webhook_id])
+            taken.append(top[1])
+            nxt = self._top(webhook_id, valid)
+            if nxt is not None:
+                heapq.heappush(self._heads, (nxt[0], webhook_id))
+        for entry in skipped:
+            heapq.heappush(self._heads, entry)
+        return taken
 
 
 class MemoryStore:
@@ -26,7 +101,7 @@ class MemoryStore:
         self._payloads: dict[str, Payload] = {}
         self._deliveries: dict[str, Delivery] = {}
         self._attempts: dict[str, list[Attempt]] = {}
-        self._due: list[tuple[datetime, str]] = []
+        self._due = _DueIndex()
         self._closed = False
 
     def _check(self) -> None:
@@ -102,7 +177,7 @@ class MemoryStore:
         for delivery in deliveries:
             self._deliveries[delivery.id] = delivery
             if delivery.status is DeliveryStatus.PENDING:
-                heapq.heappush(self._due, (self._due_at(delivery), delivery.id))
+                self._due.push(self._due_at(delivery), delivery.id, delivery.webhook_id)
 
     async def get_payload(self, payload_id: str) -> Payload | None:
         return self._payloads.get(payload_id)
@@ -143,41 +218,25 @@ class MemoryStore:
     ) -> list[Delivery]:
         self._check()
         claimed: list[Delivery] = []
-        skipped: list[tuple[datetime, str]] = []
-        while self._due and len(claimed) < limit:
-            due, delivery_id = self._due[0]
-            if due > now:
-                break
-            heapq.heappop(self._due)
-            delivery = self._deliveries.get(delivery_id)
-            # Lazy deletion: skip heap entries that no longer describe the delivery.
-            if delivery is None or delivery.status is not DeliveryStatus.PENDING:
-                continue
-            if self._due_at(delivery) != due:
-                continue
-            if delivery.webhook_id in exclude_webhooks:
-                skipped.append((due, delivery_id))
-                continue
+        for delivery_id in self._due.pop_due(now, limit, exclude_webhooks, self._valid):
+            delivery = self._deliveries[delivery_id]
             leased = replace(delivery, lease_until=now + lease)
             self._deliveries[delivery_id] = leased
-            heapq.heappush(self._due, (now + lease, delivery_id))
+            self._due.push(now + lease, delivery_id, delivery.webhook_id)
             claimed.append(leased)
-        for entry in skipped:
-            heapq.heappush(self._due, entry)
         return claimed
 
+    def _valid(self, due: datetime, delivery_id: str) -> bool:
+        """Whether a due-index entry still describes its delivery (lazy deletion)."""
+        delivery = self._deliveries.get(delivery_id)
+        return (
+            delivery is not None
+            and delivery.status is DeliveryStatus.PENDING
+            and self._due_at(delivery) == due
+        )
+
     async def next_due(self) -> datetime | None:
-        while self._due:
-            due, delivery_id = self._due[0]
-            delivery = self._deliveries.get(delivery_id)
-            if (
-                delivery is not None
-                and delivery.status is DeliveryStatus.PENDING
-                and self._due_at(delivery) == due
-            ):
-                return due
-            heapq.heappop(self._due)
-        return None
+        return self._due.first(self._valid)
 
     async def finish_attempt(
         self,
@@ -205,7 +264,7 @@ class MemoryStore:
         self._attempts.setdefault(delivery_id, []).append(attempt)
         if status is DeliveryStatus.PENDING:
             # The same due time _due_at computes, or the lazy heap would skip the entry.
-            heapq.heappush(self._due, (self._due_at(updated), delivery_id))
+            self._due.push(self._due_at(updated), delivery_id, updated.webhook_id)
         return updated
 
     async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
@@ -214,7 +273,7 @@ class MemoryStore:
             if delivery is not None and delivery.status is DeliveryStatus.PENDING:
                 released = replace(delivery, lease_until=until)
                 self._deliveries[delivery_id] = released
-                heapq.heappush(self._due, (self._due_at(released), delivery_id))
+                self._due.push(self._due_at(released), delivery_id, released.webhook_id)
 
     async def requeue(self, delivery_id: str, now: datetime) -> Delivery | None:
         self._check()
@@ -231,7 +290,7 @@ class MemoryStore:
             updated_at=now,
         )
         self._deliveries[delivery_id] = requeued
-        heapq.heappush(self._due, (now, delivery_id))
+        self._due.push(now, delivery_id, delivery.webhook_id)
         return requeued
 
     async def purge(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -82,6 +83,18 @@ class SQLiteStore:
             self._executor = executor
 
     def _connect(self) -> sqlite3.Connection:
+        # Switching a new file to WAL takes an exclusive lock that the busy timeout does not
+        # cover: when two processes open the same new file at once, one waits and tries again.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                return self._connect_once()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _connect_once(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=True
         )

@@ -126,6 +126,8 @@ class PubSubTransport(Transport):
         }
         if message.signature is not None:
             attributes["signature"] = message.signature
+        # A signing profile's own headers (Standard Webhooks) travel as attributes too.
+        attributes.update(message.signature_headers)
         pubsub_message = PubsubMessage(
             message.body, ordering_key=message.ordering_key or "", **attributes
         )

@@ -257,6 +257,11 @@ class SQSTransport(Transport):
         }
         if message.signature:  # SQS refuses empty String attributes
             attributes["Signature"] = {"DataType": "String", "StringValue": message.signature}
+        # A signing profile's own headers (Standard Webhooks' webhook-id, -timestamp,
+        # -signature) travel as attributes of the same names.
+        for name, value in message.signature_headers:
+            if value:
+                attributes[name] = {"DataType": "String", "StringValue": value}
         request: dict[str, Any] = {
             "QueueUrl": target.queue_url,
             "MessageBody": body,

@@ -1,0 +1,1 @@
+"""Engine tests: worker crashes, restarts and the transactional outbox, end to end."""
