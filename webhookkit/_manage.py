@@ -217,6 +217,7 @@ class WebhookManager:
         custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         signing_profile: str = "saleor",
         timeouts: Timeouts | None = None,
+        ordered: bool = False,
     ) -> Webhook:
         """Validate every field, then store; any rule broken raises before anything is kept."""
         app_id = app.id if isinstance(app, App) else app
@@ -235,6 +236,7 @@ class WebhookManager:
             custom_headers=validate_custom_headers(custom_headers),
             signing_profile=validate_signing_profile(signing_profile),
             timeouts=timeouts,
+            ordered=bool(ordered),
             created_at=self._clock.now(),
         )
         await self._store.put_webhook(webhook)
@@ -263,6 +265,7 @@ class WebhookManager:
         custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | _Unset | None = UNSET,
         signing_profile: str | _Unset = UNSET,
         timeouts: Timeouts | _Unset | None = UNSET,
+        ordered: bool | _Unset = UNSET,
     ) -> Webhook:
         webhook = await self.get(webhook_id)
         changes: dict[str, Any] = {}
@@ -285,6 +288,8 @@ class WebhookManager:
             changes["signing_profile"] = validate_signing_profile(signing_profile)
         if not isinstance(timeouts, _Unset):
             changes["timeouts"] = timeouts
+        if not isinstance(ordered, _Unset):
+            changes["ordered"] = bool(ordered)
         updated = dataclasses.replace(webhook, **changes)
         await self._store.put_webhook(updated)
         return updated

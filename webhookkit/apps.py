@@ -100,6 +100,8 @@ class Webhook:
     query_events: frozenset[str] = frozenset()
     signing_profile: str = "saleor"
     timeouts: Timeouts | None = None
+    #: Opt-in ordering: deliveries with the same ordering key go one at a time, in order.
+    ordered: bool = False
     created_at: datetime | None = None
 
     def __post_init__(self) -> None:

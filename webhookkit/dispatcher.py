@@ -267,8 +267,12 @@ class WebhookKit:
         requestor: Any = None,
         app: App | str | None = None,
         connection: Any = None,
+        ordering_key: str | None = None,
     ) -> list[str]:
         """Queue ``event`` for every webhook that receives it; returns the delivery ids.
+
+        ``ordering_key``: for webhooks created with ``ordered=True``, deliveries sharing a
+        key go one at a time in trigger order; default: the subject's ``id``.
 
         ``connection``: the host's open asyncpg connection (PostgreSQL store only). The rows
         are written inside the host's transaction, so the webhooks go out if and only if it
@@ -309,6 +313,7 @@ class WebhookKit:
         )
         payloads: list[Payload] = []
         deliveries: list[Delivery] = []
+        key = ordering_key if ordering_key is not None else _subject_key(subject)
         for group in groups:
             if group.body is None:
                 log.info(
@@ -329,6 +334,7 @@ class WebhookKit:
                     event=event_type.value,
                     created_at=now,
                     next_try_at=now,
+                    ordering_key=key if webhook.ordered else None,
                 )
                 for webhook in group.webhooks
             ]
@@ -485,6 +491,13 @@ class WebhookKit:
         return (
             f"WebhookKit(domain={self.domain!r}, store={self.store!r}, kid={self.signer.key.kid!r})"
         )
+
+
+def _subject_key(subject: Any) -> str:
+    """The ordering key a subject implies: its ``id`` (attribute or mapping key), else one
+    key for everything (the webhook's deliveries all go in order)."""
+    value = subject.get("id") if isinstance(subject, dict) else getattr(subject, "id", None)
+    return "*" if value is None else str(value)
 
 
 def _new_id() -> str:

@@ -439,3 +439,21 @@ async def test_requeue_makes_a_finished_delivery_due_with_a_fresh_budget(store: 
     assert await store.get_delivery("done") == again
     claimed = await store.claim_due(at(10), limit=10, lease=LEASE)
     assert "done" in [d.id for d in claimed]
+
+
+async def test_ordered_deliveries_are_claimable_one_at_a_time_in_order(store: Store) -> None:
+    ordered = [replace(delivery(i, next_try=0), ordering_key="order-1") for i in ("o1", "o2", "o3")]
+    other_key = replace(delivery("k2", next_try=0), ordering_key="order-2")
+    await store.add_deliveries([payload("p1")], [*ordered, other_key, delivery("free")])
+    claimed = await store.claim_due(at(1), limit=10, lease=LEASE)
+    assert sorted(d.id for d in claimed) == ["free", "k2", "o1"]
+    assert await store.next_due() == at(31)  # o2 and o3 wait behind o1, not due
+    # A retry keeps the place: o2 stays behind o1 until o1 is final.
+    await finish(store, "o1", DeliveryStatus.PENDING, when=2, next_try=5)
+    assert [d.id for d in await store.claim_due(at(5), limit=10, lease=LEASE)] == ["o1"]
+    await finish(store, "o1", DeliveryStatus.SUCCESS, when=6, number=2)
+    assert [d.id for d in await store.claim_due(at(6), limit=10, lease=LEASE)] == ["o2"]
+    await finish(store, "o2", DeliveryStatus.FAILED, when=7)
+    again = await store.claim_due(at(7), limit=10, lease=LEASE)
+    assert [d.id for d in again] == ["o3"]
+    assert again[0].ordering_key == "order-1"

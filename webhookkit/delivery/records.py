@@ -51,6 +51,9 @@ class Delivery:
     #: A manual retry starts a fresh budget: attempts made before it, and when it happened.
     retry_base: int = 0
     requeued_at: datetime | None = None
+    #: For webhooks with ``ordered=True``: deliveries sharing a key are sent one at a time,
+    #: in trigger order (None: not ordered).
+    ordering_key: str | None = None
 
     @property
     def is_final(self) -> bool:

@@ -305,6 +305,7 @@ class Scheduler:
                     delivery_id=delivery.id,
                     webhook_id=webhook.id,
                     timeouts=webhook.timeouts or self._timeouts,
+                    ordering_key=delivery.ordering_key,
                 )
                 result = await transport.send(message)
                 retryable = result.retryable

@@ -98,6 +98,10 @@ SQLITE: Final = Dialect(
         "bool": "INTEGER",
         "real": "REAL",
         "serial_pk": "INTEGER PRIMARY KEY",
+        "false": "0",
+        # Trigger order comes from SQLite's own rowid (ever-growing among live rows).
+        "seq": "INTEGER",
+        "seq_col": "rowid",
     },
     native_time=False,
 )
@@ -110,6 +114,9 @@ POSTGRES: Final = Dialect(
         "bool": "BOOLEAN",
         "real": "DOUBLE PRECISION",
         "serial_pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "false": "FALSE",
+        "seq": "BIGINT GENERATED ALWAYS AS IDENTITY",
+        "seq_col": "seq",
     },
     native_time=True,
 )
@@ -239,6 +246,18 @@ MIGRATIONS: Final = (
             "ALTER TABLE webhookkit_deliveries ADD COLUMN requeued_at {ts}",
         ),
     ),
+    Migration(
+        3,
+        "ordered webhooks: ordering key and trigger sequence on deliveries",
+        (
+            "ALTER TABLE webhookkit_webhooks ADD COLUMN ordered {bool} NOT NULL DEFAULT {false}",
+            "ALTER TABLE webhookkit_deliveries ADD COLUMN ordering_key TEXT",
+            "ALTER TABLE webhookkit_deliveries ADD COLUMN seq {seq}",
+            """CREATE INDEX webhookkit_deliveries_order
+                ON webhookkit_deliveries (webhook_id, ordering_key, seq)
+                WHERE status = 'pending' AND ordering_key IS NOT NULL""",
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -259,12 +278,12 @@ APP_COLUMNS: Final = "id, name, is_active, permissions, identifier, created_at"
 TOKEN_COLUMNS: Final = "id, app_id, name, token_hash, last_4, created_at"
 WEBHOOK_COLUMNS: Final = (
     "id, app_id, target_url, name, is_active, events, subscription_query, secret_key, "
-    "custom_headers, query_events, signing_profile, timeouts, created_at"
+    "custom_headers, query_events, signing_profile, timeouts, created_at, ordered"
 )
 PAYLOAD_COLUMNS: Final = "id, event, body, created_at"
 DELIVERY_COLUMNS: Final = (
     "id, payload_id, webhook_id, app_id, event, created_at, status, next_try_at, attempts, "
-    "lease_until, last_error, updated_at, due_at, retry_base, requeued_at"
+    "lease_until, last_error, updated_at, due_at, retry_base, requeued_at, ordering_key"
 )
 ATTEMPT_COLUMNS: Final = (
     "id, delivery_id, number, created_at, status, duration, response_status_code, "
@@ -318,19 +337,32 @@ INSERT_ATTEMPT: Final = _insert("webhookkit_attempts", ATTEMPT_COLUMNS)
 # Claiming: SQLite selects then updates inside one write transaction (one writer at a time);
 # PostgreSQL does both in one statement, skipping rows another worker has locked.
 # ``$n`` (the last parameter) lists webhooks to skip: endpoints busy or held by the caller.
-SELECT_DUE: Final = """
-    SELECT id, due_at FROM webhookkit_deliveries
-    WHERE status = 'pending' AND due_at <= $1 AND NOT ({excluded})
+# An ordered delivery is claimable only while no earlier one of its webhook and key is pending.
+_ELIGIBLE: Final = """(d.ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM webhookkit_deliveries AS e
+          WHERE e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key
+            AND e.status = 'pending' AND e.{seq_col} < d.{seq_col}))"""
+SELECT_DUE: Final = f"""
+    SELECT id, due_at FROM webhookkit_deliveries AS d
+    WHERE status = 'pending' AND due_at <= $1 AND NOT ({{excluded}}) AND {_ELIGIBLE}
     ORDER BY due_at, id LIMIT $2"""
-SELECT_DUE_SQLITE: Final = SELECT_DUE.format(excluded=SQLITE.in_ids("webhook_id", "$3"))
+SELECT_DUE_SQLITE: Final = SELECT_DUE.format(
+    excluded=SQLITE.in_ids("webhook_id", "$3"), seq_col=SQLITE.types["seq_col"]
+)
+_SELECT_DUE_POSTGRES: Final = SELECT_DUE.format(
+    excluded=POSTGRES.in_ids("webhook_id", "$4"), seq_col=POSTGRES.types["seq_col"]
+)
 CLAIM_DUE_POSTGRES: Final = f"""
-    WITH due AS ({SELECT_DUE.format(excluded=POSTGRES.in_ids("webhook_id", "$4"))}
-        FOR UPDATE SKIP LOCKED)
+    WITH due AS ({_SELECT_DUE_POSTGRES}
+        FOR UPDATE OF d SKIP LOCKED)
     UPDATE webhookkit_deliveries AS d SET lease_until = $3, due_at = $3
     FROM due WHERE d.id = due.id
     RETURNING {", ".join("d." + c.strip() for c in DELIVERY_COLUMNS.split(","))},
         due.due_at AS claimed_due"""
-NEXT_DUE: Final = "SELECT MIN(due_at) AS due FROM webhookkit_deliveries WHERE status = 'pending'"
+_NEXT_DUE: Final = f"""SELECT MIN(due_at) AS due FROM webhookkit_deliveries AS d
+    WHERE status = 'pending' AND {_ELIGIBLE}"""
+NEXT_DUE_SQLITE: Final = _NEXT_DUE.format(seq_col=SQLITE.types["seq_col"])
+NEXT_DUE_POSTGRES: Final = _NEXT_DUE.format(seq_col=POSTGRES.types["seq_col"])
 FINISH_DELIVERY: Final = f"""
     UPDATE webhookkit_deliveries SET
         status = $2, attempts = attempts + 1, next_try_at = $3, lease_until = NULL,
@@ -520,6 +552,7 @@ def webhook_params(d: Dialect, webhook: Webhook) -> tuple[Any, ...]:
         webhook.signing_profile,
         None if timeouts is None else _dump({"connect": timeouts.connect, "total": timeouts.total}),
         d.ts(webhook.created_at),
+        webhook.ordered,
     )
 
 
@@ -540,6 +573,7 @@ def row_to_webhook(d: Dialect, row: Row) -> Webhook:
         signing_profile=row["signing_profile"],
         timeouts=Timeouts(**json.loads(timeouts)) if timeouts is not None else None,
         created_at=d.dt(row["created_at"]),
+        ordered=bool(row["ordered"]),
     )
 
 
@@ -583,6 +617,7 @@ def delivery_params(d: Dialect, delivery: Delivery) -> tuple[Any, ...]:
         d.ts(due_at(delivery)),
         delivery.retry_base,
         d.ts(delivery.requeued_at),
+        delivery.ordering_key,
     )
 
 
@@ -602,6 +637,7 @@ def row_to_delivery(d: Dialect, row: Row) -> Delivery:
         updated_at=d.dt(row["updated_at"]),
         retry_base=int(row["retry_base"]),
         requeued_at=d.dt(row["requeued_at"]),
+        ordering_key=row["ordering_key"],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -102,6 +103,8 @@ class MemoryStore:
         self._deliveries: dict[str, Delivery] = {}
         self._attempts: dict[str, list[Attempt]] = {}
         self._due = _DueIndex()
+        # Pending deliveries of ordered webhooks, per (webhook, key), in trigger order.
+        self._chains: dict[tuple[str, str], deque[str]] = {}
         self._closed = False
 
     def _check(self) -> None:
@@ -177,7 +180,31 @@ class MemoryStore:
         for delivery in deliveries:
             self._deliveries[delivery.id] = delivery
             if delivery.status is DeliveryStatus.PENDING:
-                self._due.push(self._due_at(delivery), delivery.id, delivery.webhook_id)
+                self._enqueue(delivery)
+
+    def _enqueue(self, delivery: Delivery) -> None:
+        """Index a pending delivery; an ordered one waits behind earlier ones of its key."""
+        if delivery.ordering_key is not None:
+            chain = self._chains.setdefault((delivery.webhook_id, delivery.ordering_key), deque())
+            chain.append(delivery.id)
+            if len(chain) > 1:
+                return
+        self._due.push(self._due_at(delivery), delivery.id, delivery.webhook_id)
+
+    def _dequeue(self, delivery: Delivery) -> None:
+        """A delivery is final: let the next of its ordering key become due."""
+        if delivery.ordering_key is None:
+            return
+        key = (delivery.webhook_id, delivery.ordering_key)
+        chain = self._chains.get(key)
+        if chain is None or delivery.id not in chain:
+            return
+        chain.remove(delivery.id)
+        if not chain:
+            del self._chains[key]
+            return
+        head = self._deliveries[chain[0]]
+        self._due.push(self._due_at(head), head.id, head.webhook_id)
 
     async def get_payload(self, payload_id: str) -> Payload | None:
         return self._payloads.get(payload_id)
@@ -265,6 +292,8 @@ class MemoryStore:
         if status is DeliveryStatus.PENDING:
             # The same due time _due_at computes, or the lazy heap would skip the entry.
             self._due.push(self._due_at(updated), delivery_id, updated.webhook_id)
+        else:
+            self._dequeue(updated)
         return updated
 
     async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
@@ -290,7 +319,7 @@ class MemoryStore:
             updated_at=now,
         )
         self._deliveries[delivery_id] = requeued
-        self._due.push(now, delivery_id, delivery.webhook_id)
+        self._enqueue(requeued)
         return requeued
 
     async def purge(

@@ -347,7 +347,7 @@ class PostgresStore:
         return [q.row_to_delivery(D, r) for r in rows]
 
     async def next_due(self) -> datetime | None:
-        row = await self._fetchrow("next_due", q.NEXT_DUE)
+        row = await self._fetchrow("next_due", q.NEXT_DUE_POSTGRES)
         return D.dt(row["due"])
 
     async def finish_attempt(

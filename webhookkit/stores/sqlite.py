@@ -270,7 +270,7 @@ class SQLiteStore:
         return [q.row_to_delivery(D, r) for r in await self._run(work)]
 
     async def next_due(self) -> datetime | None:
-        row = await self._run(lambda c: c.execute(q.NEXT_DUE).fetchone())
+        row = await self._run(lambda c: c.execute(q.NEXT_DUE_SQLITE).fetchone())
         return D.dt(row["due"])
 
     async def finish_attempt(
