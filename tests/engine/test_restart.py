@@ -94,7 +94,8 @@ async def test_deliveries_in_every_state_finish_after_a_restart(
                 break
             await asyncio.sleep(0.05)
         else:
-            raise AssertionError("the first kit never reached the mixed state")
+            made = await first.list_deliveries(DeliveryQuery(limit=1000))
+            raise AssertionError(f"never mixed: {len(slow.received)} {first.stats} {[(d.webhook_id[:4], d.attempts, d.lease_until, d.next_try_at) for d in made]}")
     finally:
         now = clock.now()
         await first.aclose()  # cancels the unanswered send after 0.3 s
