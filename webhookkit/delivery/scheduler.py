@@ -255,7 +255,11 @@ class Scheduler:
             self.gate.done(delivery.webhook_id, healthy, now)
             if not self._stopping:
                 self._pump(now)  # keep the endpoint's pipeline full without a loop round
-        self._wake.set()
+        # Wake the claim loop only when a claim would be worth it (or to notice idleness):
+        # one loop round per finished send costs more than the send's own bookkeeping.
+        room = self._concurrency * 2 - len(self._inflight) - self.gate.held_count
+        if room >= self._concurrency // 2 or not self._inflight or self._stopping:
+            self._wake.set()
 
     # -- one delivery ----------------------------------------------------------------------
     def sign(
