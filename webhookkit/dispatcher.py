@@ -161,10 +161,7 @@ class WebhookKit:
         self.sync = SyncCaller(
             router=self.router,
             clock=self.clock,
-            sign=self.scheduler.sign,
-            domain=self.domain,
-            api_url=self.api_url,
-            timeouts=timeouts if timeouts is not None else Timeouts(),
+            message=self.scheduler.message,
             cache_ttl=sync_cache_ttl,
             breaker=CircuitBreaker(self.clock, breaker_config) if sync_breaker else None,
         )

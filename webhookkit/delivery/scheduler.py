@@ -281,6 +281,33 @@ class Scheduler:
             stats=self.stats,
         )
 
+    def message(
+        self,
+        payload: Payload,
+        webhook: Webhook,
+        delivery_id: str,
+        *,
+        ordering_key: str | None = None,
+        body_limit: int = 0,
+    ) -> OutboundMessage:
+        """The signed message for one webhook: what every transport receives."""
+        signed = self.sign(payload, webhook, delivery_id, self._clock.now())
+        return OutboundMessage(
+            url=webhook.target_url,
+            body=payload.body,
+            event=payload.event,
+            domain=self._domain,
+            api_url=self._api_url,
+            signature=signed.signature,
+            signature_headers=signed.headers,
+            custom_headers=webhook.custom_headers,
+            delivery_id=delivery_id,
+            webhook_id=webhook.id,
+            timeouts=webhook.timeouts or self._timeouts,
+            ordering_key=ordering_key,
+            body_limit=body_limit,
+        )
+
     async def _deliver(self, delivery: Delivery) -> bool | None:
         """Send one delivery and record the attempt; returns the endpoint's health (None when
         nothing was sent)."""
@@ -296,20 +323,8 @@ class Scheduler:
             assert webhook is not None and payload is not None
             try:
                 transport = self._router.for_url(webhook.target_url)
-                signed = self.sign(payload, webhook, delivery.id, self._clock.now())
-                message = OutboundMessage(
-                    url=webhook.target_url,
-                    body=payload.body,
-                    event=delivery.event,
-                    domain=self._domain,
-                    api_url=self._api_url,
-                    signature=signed.signature,
-                    signature_headers=signed.headers,
-                    custom_headers=webhook.custom_headers,
-                    delivery_id=delivery.id,
-                    webhook_id=webhook.id,
-                    timeouts=webhook.timeouts or self._timeouts,
-                    ordering_key=delivery.ordering_key,
+                message = self.message(
+                    payload, webhook, delivery.id, ordering_key=delivery.ordering_key
                 )
                 result = await transport.send(message)
                 retryable = result.retryable

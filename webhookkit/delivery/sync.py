@@ -15,23 +15,25 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from ..apps import App, Webhook
 from ..clock import Clock
 from ..exceptions import DeliveryError, WebhookKitError
-from ..signing.profiles import DeliverySignature
-from ..transports.base import OutboundMessage, Timeouts, TransportRouter
+from ..transports.base import OutboundMessage, TransportRouter
 from .records import Payload
 
 __all__ = ["BreakerConfig", "CircuitBreaker", "SyncCaller", "SyncResponse"]
 
 log = logging.getLogger("webhookkit.sync")
 
-Signer = Callable[[Payload, Webhook, str, datetime], DeliverySignature]
+
+class MessageFactory(Protocol):
+    def __call__(
+        self, payload: Payload, webhook: Webhook, delivery_id: str, *, body_limit: int
+    ) -> OutboundMessage: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +138,7 @@ class SyncCaller:
         *,
         router: TransportRouter,
         clock: Clock,
-        sign: Signer,
-        domain: str,
-        api_url: str,
-        timeouts: Timeouts,
+        message: MessageFactory,
         cache_ttl: float | None = None,
         failure_ttl: float = 1.0,
         breaker: CircuitBreaker | None = None,
@@ -147,10 +146,7 @@ class SyncCaller:
     ) -> None:
         self._router = router
         self._clock = clock
-        self._sign = sign
-        self._domain = domain
-        self._api_url = api_url
-        self._timeouts = timeouts
+        self._message = message
         self._cache_ttl = cache_ttl
         self._failure_ttl = failure_ttl
         self.breaker = breaker
@@ -194,21 +190,7 @@ class SyncCaller:
         now = self._clock.now()
         payload = Payload(id=uuid.uuid4().hex, event=event, body=body, created_at=now)
         try:
-            signed = self._sign(payload, webhook, payload.id, now)
-            message = OutboundMessage(
-                url=webhook.target_url,
-                body=body,
-                event=event,
-                domain=self._domain,
-                api_url=self._api_url,
-                signature=signed.signature,
-                signature_headers=signed.headers,
-                custom_headers=webhook.custom_headers,
-                delivery_id=payload.id,
-                webhook_id=webhook.id,
-                timeouts=webhook.timeouts or self._timeouts,
-                body_limit=self._body_limit,
-            )
+            message = self._message(payload, webhook, payload.id, body_limit=self._body_limit)
             result = await self._router.for_url(webhook.target_url).send(message)
         except (DeliveryError, WebhookKitError) as exc:
             log.warning("sync %s to webhook %s failed: %s", event, webhook.id, exc)
