@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from stores.conftest import pg_cluster, pg_dsn
 
 from engine.procs import CountingReceiver, Workers, start_counting_receiver
-from stores.conftest import pg_cluster, pg_dsn
 from webhookkit.signing import generate_key
 
 # Re-exported: the session's PostgreSQL server and a fresh database per test.

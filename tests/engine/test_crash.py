@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from engine.procs import CountingReceiver, Worker, Workers, wait_until
 from webhookkit import Delivery, DeliveryQuery, DeliveryStatus, WebhookKit
 from webhookkit.stores import PostgresStore, SQLiteStore, Store
@@ -83,13 +81,15 @@ async def kill_mid_run(
     assert await workers.kill(victim) == -signal.SIGKILL
     # Requests the dead worker had already written may still sit in the receiver's socket.
     await asyncio.sleep(0.5)
+    # Receiver first, store second: surviving workers keep sending, and a delivery seen
+    # before the store was read had been claimed (leased) before that too.
+    seen = set(receiver.counts)
     left = await pending(store)
-    number = {delivery_id: n for n, delivery_id in enumerate(ids)}
     at_kill = AtKill(
-        seen=receiver.distinct,
+        seen=len(seen),
         pending=len(left),
         leased=frozenset(d.id for d in left if d.lease_until is not None),
-        in_flight=frozenset(d.id for d in left if number[d.id] in receiver.counts),
+        in_flight=frozenset(ids[n] for n in seen) & {d.id for d in left},
     )
     assert at_kill.pending > 0 and at_kill.seen < TOTAL, "killed too late: nothing left to do"
     assert at_kill.in_flight <= at_kill.leased
@@ -107,9 +107,7 @@ async def check_all_delivered(
     return final
 
 
-def report(
-    label: str, receiver: CountingReceiver, at_kill: AtKill, record: RecordProperty
-) -> None:
+def report(label: str, receiver: CountingReceiver, at_kill: AtKill, record: RecordProperty) -> None:
     print(
         f"crash[{label}]: deliveries={TOTAL} requests={receiver.requests} "
         f"duplicates={receiver.duplicates} seen_at_kill={at_kill.seen} "

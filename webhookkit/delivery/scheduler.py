@@ -233,7 +233,22 @@ class Scheduler:
             delivery = self.gate.next_ready(now)
             if delivery is None:
                 return
+            if self._lease_running_out(delivery, now):
+                continue
             self._start(delivery)
+
+    def _lease_running_out(self, delivery: Delivery, now: datetime) -> bool:
+        """Let go of a delivery held locally until less than half its lease is left.
+
+        Sending it now could outlast the lease: another worker would claim it mid-send and
+        send it a second time. Dropped here, it stays pending in the store, which hands it
+        out again (to any worker, this one included) when the lease ends.
+        """
+        if delivery.lease_until is None or delivery.lease_until - now >= self._lease / 2:
+            return False
+        self._active_ids.discard(delivery.id)
+        self.gate.done(delivery.webhook_id, None, now)
+        return True
 
     def _start(self, delivery: Delivery) -> None:
         self._active_ids.add(delivery.id)
