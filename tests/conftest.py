@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
+from stores.pgcluster import PostgresCluster, PostgresUnavailableError
 
 from webhookkit import WebhookKit
 from webhookkit.testing import FakeClock
@@ -109,3 +110,27 @@ async def kit(clock: FakeClock) -> AsyncIterator[WebhookKit]:
     """A started kit on a FakeClock with Saleor's defaults otherwise."""
     async with WebhookKit(domain="shop.example.com", clock=clock, allow_addresses=LOOPBACK) as kit:
         yield kit
+
+
+# One PostgreSQL server per test session, shared by the store and engine tests.
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server started with initdb/pg_ctl; missing binaries FAIL the tests."""
+    problem = ""
+    try:
+        cluster = PostgresCluster.start()
+    except PostgresUnavailableError as exc:
+        problem = str(exc)
+    if problem:  # outside the except block: the message alone, no chained traceback
+        pytest.fail(f"cannot start PostgreSQL for the store tests: {problem}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def pg_dsn(pg_cluster: PostgresCluster) -> AsyncIterator[str]:
+    """The DSN of an empty database that is dropped after the test."""
+    async with pg_cluster.database() as dsn:
+        yield dsn

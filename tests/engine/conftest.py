@@ -1,5 +1,5 @@
-"""Fixtures for the engine tests: the stores' PostgreSQL server, a signing key file, a fast
-counting receiver on 127.0.0.1 and a supervisor for worker subprocesses."""
+"""Fixtures for the engine tests: a signing key file, a fast counting receiver on 127.0.0.1
+and a supervisor for worker subprocesses (PostgreSQL comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from stores.conftest import pg_cluster, pg_dsn
 
 from engine.procs import CountingReceiver, Workers, start_counting_receiver
 from webhookkit.signing import generate_key
 
-# Re-exported: the session's PostgreSQL server and a fresh database per test.
-__all__ = ["counting_receiver", "key_file", "pg_cluster", "pg_dsn", "workers"]
+__all__ = ["counting_receiver", "key_file", "workers"]
 
 
 @pytest.fixture

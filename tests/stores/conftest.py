@@ -4,36 +4,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from stores.pgcluster import PostgresCluster, PostgresUnavailableError
+from stores.pgcluster import PostgresCluster
 from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore, Store
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    """A PostgreSQL server started with initdb/pg_ctl; missing binaries FAIL the tests."""
-    problem = ""
-    try:
-        cluster = PostgresCluster.start()
-    except PostgresUnavailableError as exc:
-        problem = str(exc)
-    if problem:  # outside the except block: the message alone, no chained traceback
-        pytest.fail(f"cannot start PostgreSQL for the store tests: {problem}", pytrace=False)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-async def pg_dsn(pg_cluster: PostgresCluster) -> AsyncIterator[str]:
-    """The DSN of an empty database that is dropped after the test."""
-    async with pg_cluster.database() as dsn:
-        yield dsn
 
 
 def make_store(kind: str, tmp_path: Path, dsn: str | None) -> Store:

@@ -428,7 +428,7 @@ async def test_open_is_idempotent_and_a_closed_store_refuses_work(store: Store) 
 
 async def test_requeue_makes_a_finished_delivery_due_with_a_fresh_budget(store: Store) -> None:
     await queue(store, "done", "waiting")
-    await finish(store, "done", DeliveryStatus.FAILED, when=5)
+    await finish(store, "done", DeliveryStatus.PENDING, when=5, next_try=6)
     await finish(store, "done", DeliveryStatus.FAILED, when=6, number=2)
     assert await store.requeue("waiting", at(10)) is None  # still pending
     assert await store.requeue("unknown", at(10)) is None
@@ -457,3 +457,14 @@ async def test_ordered_deliveries_are_claimable_one_at_a_time_in_order(store: St
     again = await store.claim_due(at(7), limit=10, lease=LEASE)
     assert [d.id for d in again] == ["o3"]
     assert again[0].ordering_key == "order-1"
+
+
+async def test_a_late_attempt_never_overwrites_a_final_outcome(store: Store) -> None:
+    await queue(store, "d1")
+    await finish(store, "d1", DeliveryStatus.SUCCESS, when=5)
+    # A worker that outlived its lease reports a failure afterwards.
+    late = await finish(store, "d1", DeliveryStatus.PENDING, when=6, next_try=20, number=2)
+    assert late.status is DeliveryStatus.SUCCESS
+    assert (await store.get_delivery("d1")) == late
+    assert len(await store.list_attempts("d1")) == 2
+    assert await store.next_due() is None

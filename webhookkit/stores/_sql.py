@@ -368,7 +368,7 @@ FINISH_DELIVERY: Final = f"""
         status = $2, attempts = attempts + 1, next_try_at = $3, lease_until = NULL,
         last_error = $4, updated_at = $5,
         due_at = CASE WHEN $2 = 'pending' THEN COALESCE($3, created_at) ELSE NULL END
-    WHERE id = $1
+    WHERE id = $1 AND status = 'pending'
     RETURNING {DELIVERY_COLUMNS}"""
 # PostgreSQL: the attempt and the delivery's new state in one statement, one round trip (no
 # BEGIN/COMMIT); an unknown delivery fails the attempt's foreign key. Parameters: those of

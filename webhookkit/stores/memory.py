@@ -278,6 +278,10 @@ class MemoryStore:
         delivery = self._deliveries.get(delivery_id)
         if delivery is None:
             raise StoreError(f"delivery {delivery_id}: not found")
+        if delivery.status is not DeliveryStatus.PENDING:
+            # Already final (a worker that outlived its lease finished it): keep that outcome.
+            self._attempts.setdefault(delivery_id, []).append(attempt)
+            return delivery
         updated = replace(
             delivery,
             status=status,

@@ -370,6 +370,12 @@ class PostgresStore:
             if pg is not None and isinstance(exc.__cause__, pg.ForeignKeyViolationError):
                 raise q.missing_delivery(delivery_id) from None
             raise
+        if row is None:
+            # Already final (a worker that outlived its lease finished it): the attempt is on
+            # record, the earlier outcome stands.
+            row = await self._fetchrow("finish_attempt", q.SELECT_DELIVERY, delivery_id)
+            if row is None:
+                raise q.missing_delivery(delivery_id)
         return q.row_to_delivery(D, row)
 
     async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:

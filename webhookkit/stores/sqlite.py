@@ -290,7 +290,11 @@ class SQLiteStore:
                 # fetchall: a RETURNING statement must run to its end before COMMIT.
                 rows: list[sqlite3.Row] = conn.execute(D.sql(q.FINISH_DELIVERY), finish).fetchall()
                 if not rows:
-                    raise q.missing_delivery(delivery_id)
+                    # Already final (a worker that outlived its lease finished it): keep that
+                    # outcome, record this attempt as what it was.
+                    rows = conn.execute(D.sql(q.SELECT_DELIVERY), (delivery_id,)).fetchall()
+                    if not rows:
+                        raise q.missing_delivery(delivery_id)
                 conn.execute(D.sql(q.INSERT_ATTEMPT), attempt_row)
             return rows[0]
 
