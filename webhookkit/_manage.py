@@ -5,10 +5,10 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import secrets
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from ._ids import new_id
 from ._secret import Secret
 from .apps import (
     App,
@@ -43,7 +43,7 @@ TOKEN_BYTES = 24  # 32 URL-safe characters, 192 bits
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    return new_id()
 
 
 class AppManager:

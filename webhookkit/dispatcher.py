@@ -6,11 +6,11 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ._ids import new_id
 from ._manage import AppManager, WebhookManager
 from .apps import App, Webhook, app_can_receive
 from .clock import Clock, SystemClock
@@ -498,7 +498,7 @@ def _subject_key(subject: Any) -> str:
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    return new_id()
 
 
 def _default_transports(

@@ -7,11 +7,11 @@ import contextlib
 import dataclasses
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .._ids import new_id
 from .._secret import redact_url
 from ..apps import App, Webhook
 from ..clock import Clock
@@ -414,7 +414,7 @@ class Scheduler:
             if delay is not None:
                 status, next_try = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
         attempt = Attempt(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             delivery_id=delivery.id,
             number=number,
             created_at=now,

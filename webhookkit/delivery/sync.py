@@ -13,12 +13,12 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from .._ids import new_id
 from ..apps import App, Webhook
 from ..clock import Clock
 from ..exceptions import DeliveryError, WebhookKitError
@@ -188,7 +188,7 @@ class SyncCaller:
     async def _send(self, event: str, body: bytes, webhook: Webhook, app: App) -> SyncResponse:
         self.calls += 1
         now = self._clock.now()
-        payload = Payload(id=uuid.uuid4().hex, event=event, body=body, created_at=now)
+        payload = Payload(id=new_id(), event=event, body=body, created_at=now)
         try:
             message = self._message(payload, webhook, payload.id, body_limit=self._body_limit)
             result = await self._router.for_url(webhook.target_url).send(message)
