@@ -177,12 +177,26 @@ class WebhookKit:
     async def start(self) -> None:
         """Open the store and start the scheduler; deliveries already stored are picked up."""
         await self.store.open()
+        await self._warm_queries()
         self.scheduler.start()
         if self.retention is not None and self._retention_task is None:
             self._closing.clear()
             self._retention_task = asyncio.create_task(
                 self._retention_loop(self.retention), name="webhookkit-retention"
             )
+
+    async def _warm_queries(self) -> None:
+        """Validate stored subscription queries once now, so the first trigger after a
+        restart finds them cached instead of validating on the hot path."""
+        if isinstance(self.payloads, SerializerPayloads):
+            return
+        queries = {w.subscription_query for w in await self.store.list_webhooks()}
+        for query in sorted(q for q in queries if q):
+            try:
+                self.payloads.prepare_query(query, self.registry)
+            except ConfigurationError as exc:
+                # Trigger-time skips such webhooks with the same reason; say it at start too.
+                log.warning("stored subscription query no longer valid: %s", exc)
 
     async def _retention_loop(self, retention: Retention) -> None:
         seconds = retention.interval.total_seconds()

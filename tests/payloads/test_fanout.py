@@ -118,3 +118,22 @@ async def test_query_bodies_reach_loopback_receivers_signed(
     }
     verify_jws(to_erp.body, signatures["erp"], kit.jwks())
     verify_hmac(to_crm.body, signatures["crm"], "s3cret")
+
+
+async def test_start_validates_stored_queries_so_the_first_trigger_does_not(
+    make_kit: KitFactory,
+) -> None:
+    first: WebhookKit = make_kit(transports=[MemoryTransport()])
+    await first.start()
+    app = await first.apps.create("plain", permissions=["MANAGE_ORDERS"])
+    for n, query in enumerate(QUERIES):
+        await first.webhooks.create(app, target_url=f"memory://r/{n}", subscription_query=query)
+    # A restarted process: a new kit (empty document cache) on the same store.
+    again: WebhookKit = make_kit(transports=[MemoryTransport()], store=first.store)
+    payloads = again.payloads
+    assert isinstance(payloads, GraphQLPayloads)
+    assert payloads.stats.validations == 0
+    await again.start()
+    assert payloads.stats.validations == len(set(QUERIES))
+    await again.trigger("ORDER_CREATED", subject=ORDER)
+    assert payloads.stats.validations == len(set(QUERIES))  # none on the trigger's path
