@@ -46,6 +46,20 @@ class WebhookKit:
 
     ``async with WebhookKit(...) as kit:`` starts the scheduler; leaving the block stops
     claiming new work and waits (up to ``drain_timeout``) for sends in flight.
+
+    Options, by concern (every one has a working default):
+
+    - identity: ``domain`` (``Saleor-Domain``), ``api_url`` (``Saleor-Api-Url``);
+    - state: ``store`` (object or URL: ``memory://``, ``sqlite:///path``,
+      ``postgresql://...``), ``registry``, ``retention``, ``lease``, ``poll_interval``;
+    - payloads: ``schema`` (+ ``context_factory``, ``schema_events``) for subscription
+      queries, or a custom ``payloads`` builder; serializers via ``register_serializer``;
+    - signing: ``signing_key`` (KeySet, key, PEM; generated when None);
+    - sending: ``transports`` (mounted by scheme), ``timeouts``, ``allow_addresses`` (SSRF
+      allow-list), ``ca_bundle``, ``client_cert``, ``sqs_endpoint_url``;
+    - scheduling: ``retry``, ``concurrency``, ``isolation``, ``max_queued``,
+      ``drain_timeout``, ``clock``;
+    - sync webhooks: ``sync_cache_ttl``, ``sync_breaker``.
     """
 
     def __init__(
