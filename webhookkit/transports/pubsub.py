@@ -10,9 +10,9 @@ emulator instead, as in Google's own clients.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,19 +97,13 @@ class PubSubTransport(Transport):
         self.api_root = api_root
         self._service_file = service_file
         self._client: PublisherClient | None = None
-        self._targets: OrderedDict[str, PubSubTarget] = OrderedDict()
 
     def validate_url(self, url: str) -> None:
         parse_pubsub_url(url)
 
     def target(self, url: str) -> PubSubTarget:
-        found = self._targets.get(url)
-        if found is None:
-            found = parse_pubsub_url(url)
-            self._targets[url] = found
-            if len(self._targets) > _PARSE_CACHE_SIZE:
-                self._targets.popitem(last=False)
-        return found
+        """The parsed URL, from a small cache: the hot path parses each URL once."""
+        return _parse_cached(url)
 
     def publisher(self) -> PublisherClient:
         """The publisher, created on first use (it reads PUBSUB_EMULATOR_HOST then)."""
@@ -172,3 +166,6 @@ class PubSubTransport(Transport):
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+_parse_cached = functools.lru_cache(maxsize=_PARSE_CACHE_SIZE)(parse_pubsub_url)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -188,7 +188,6 @@ class SQSTransport(Transport):
         self._clients: dict[ClientKey, Any] = {}
         self._stack = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
-        self._targets: OrderedDict[str, SQSTarget] = OrderedDict()
 
     @property
     def client_count(self) -> int:
@@ -200,13 +199,7 @@ class SQSTransport(Transport):
 
     def target(self, url: str) -> SQSTarget:
         """The parsed URL, from a small cache: the hot path parses each URL once."""
-        found = self._targets.get(url)
-        if found is None:
-            found = parse_sqs_url(url)
-            self._targets[url] = found
-            if len(self._targets) > _PARSE_CACHE_SIZE:
-                self._targets.popitem(last=False)
-        return found
+        return _parse_cached(url)
 
     async def client(self, target: SQSTarget) -> Any:
         """The client for ``target``'s credentials and region, created on first use."""
@@ -322,3 +315,6 @@ class SQSTransport(Transport):
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+_parse_cached = functools.lru_cache(maxsize=_PARSE_CACHE_SIZE)(parse_sqs_url)
