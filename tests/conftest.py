@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -70,20 +71,21 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver_factory() -> AsyncIterator[Callable[[], Awaitable[Receiver]]]:
+async def receiver_factory() -> AsyncIterator[Callable[..., Awaitable[Receiver]]]:
     runners: list[web.AppRunner] = []
 
-    async def make() -> Receiver:
+    async def make(ssl_context: ssl.SSLContext | None = None) -> Receiver:
+        """A receiver on a free loopback port; HTTPS when given a server TLS context."""
         receiver = Receiver()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", receiver._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
         runners.append(runner)
         port = runner.addresses[0][1]
-        receiver.url = f"http://127.0.0.1:{port}"
+        receiver.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
         return receiver
 
     yield make
@@ -92,7 +94,7 @@ async def receiver_factory() -> AsyncIterator[Callable[[], Awaitable[Receiver]]]
 
 
 @pytest.fixture
-async def receiver(receiver_factory: Callable[[], Awaitable[Receiver]]) -> Receiver:
+async def receiver(receiver_factory: Callable[..., Awaitable[Receiver]]) -> Receiver:
     return await receiver_factory()
 
 

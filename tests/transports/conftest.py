@@ -4,13 +4,12 @@ Google's Pub/Sub emulator (both started once per session on free loopback ports)
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
-from aiohttp import web
 from conftest import Receiver
 
 from transports.servers import (
@@ -121,23 +120,6 @@ def server_mtls(ca: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.fixture
-async def server_factory() -> AsyncIterator[ReceiverFactory]:
-    """Start recording receivers on 127.0.0.1, with TLS when given a server context."""
-    runners: list[web.AppRunner] = []
-
-    async def make(ssl_context: ssl.SSLContext | None = None) -> Receiver:
-        receiver = Receiver()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", receiver._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-        await site.start()
-        runners.append(runner)
-        port = runner.addresses[0][1]
-        receiver.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
-        return receiver
-
-    yield make
-    for runner in runners:
-        await runner.cleanup()
+def server_factory(receiver_factory: ReceiverFactory) -> ReceiverFactory:
+    """Recording receivers on 127.0.0.1, with TLS when given a server context."""
+    return receiver_factory

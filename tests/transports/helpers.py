@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from webhookkit import WebhookKit
 from webhookkit.transports.base import OutboundMessage, Timeouts
 
 
@@ -18,3 +19,15 @@ def outbound(url: str, body: bytes = b'{"id":1}', **changes: object) -> Outbound
     }
     fields.update(changes)
     return OutboundMessage(**fields)  # type: ignore[arg-type]
+
+
+async def subscribe(kit: WebhookKit, url: str, **kwargs: object) -> str:
+    """An app holding MANAGE_ORDERS with one ORDER_CREATED webhook to ``url``; its id."""
+    app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
+    webhook = await kit.webhooks.create(
+        app,
+        target_url=url,
+        events=["ORDER_CREATED"],
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return webhook.id

@@ -18,7 +18,7 @@ import pytest
 from gcloud.aio.pubsub import PublisherClient, SubscriberClient
 
 from transports.conftest import ServerHandle
-from transports.helpers import outbound
+from transports.helpers import outbound, subscribe
 from transports.servers import ServerUnavailableError, free_port, start_pubsub_emulator
 from webhookkit import ConnectError, DeliveryStatus, InvalidURLError, QueueError, WebhookKit
 from webhookkit.testing import FakeClock
@@ -72,17 +72,6 @@ async def make_topic(host: str, *, ordering: bool = False) -> Topic:
             body={"enableMessageOrdering": ordering},
         )
     return topic
-
-
-async def subscribe(kit: WebhookKit, url: str, **kwargs: object) -> str:
-    app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
-    webhook = await kit.webhooks.create(
-        app,
-        target_url=url,
-        events=["ORDER_CREATED"],
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return webhook.id
 
 
 # -- URL grammar ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import aioboto3
 import pytest
 
 from transports.conftest import ServerHandle
-from transports.helpers import outbound
+from transports.helpers import outbound, subscribe
 from transports.servers import free_port
 from webhookkit import (
     ConnectError,
@@ -102,17 +102,6 @@ async def receive(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
         WaitTimeSeconds=0,
     )
     return list(response.get("Messages", []))
-
-
-async def subscribe(kit: WebhookKit, url: str, **kwargs: object) -> str:
-    app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
-    webhook = await kit.webhooks.create(
-        app,
-        target_url=url,
-        events=["ORDER_CREATED"],
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return webhook.id
 
 
 # -- URL grammar ------------------------------------------------------------------------------
