@@ -11,15 +11,15 @@ import asyncio
 import os
 import ssl
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from .._secret import REDACTED, SENSITIVE_HEADERS
-from ..delivery.records import excerpt
+from .._sanitize import sanitize_headers, sanitize_text
+from .._secret import REDACTED, SENSITIVE_HEADERS, redact_url
 from ..exceptions import (
-    BlockedAddressError,
     ConfigurationError,
     ConnectError,
     DeliveryTimeoutError,
@@ -29,10 +29,11 @@ from ..exceptions import (
 from ._ssrf import AddressPolicy, GuardedResolver, IPAddress, IPNetwork
 from .base import OutboundMessage, Timeouts, Transport, TransportResult
 
-__all__ = ["DEFAULT_USER_AGENT", "HTTPTransport", "saleor_headers"]
+__all__ = ["DEFAULT_USER_AGENT", "HTTPResponse", "HTTPTransport", "saleor_headers"]
 
 DEFAULT_USER_AGENT = "Saleor/3.24 webhookkit/0.1"
 _READ_LIMIT = 4 * 1024 + 4  # enough bytes for 1,025 characters of any UTF-8 text
+_EXCERPT_LIMIT = 1024  # Saleor keeps 1,024 characters of the answer
 _CACHE_SIZE = 4096
 
 PathLike = str | os.PathLike[str]
@@ -63,18 +64,33 @@ def saleor_headers(message: OutboundMessage) -> list[tuple[str, str]]:
 
 
 def record_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Headers fit for an attempt record: secrets and signatures replaced by ``[secret]``.
+    """Headers fit for an attempt record: secrets and signatures replaced by ``[secret]``,
+    NUL, control characters and undecodable bytes replaced (see :mod:`webhookkit._sanitize`).
 
     Beyond :data:`SENSITIVE_HEADERS` this also hides every ``Authorization*`` custom header
     (Saleor accepts any key starting with ``authorization``).
     """
     out = []
-    for key, value in headers:
+    for key, value in sanitize_headers(headers):
         lower = key.lower()
         if lower in SENSITIVE_HEADERS or lower.startswith("authorization"):
             value = REDACTED
         out.append((key, value))
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPResponse:
+    """An answer to :meth:`HTTPTransport.request`: status, headers (sanitised text) and body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = field(repr=False)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        lower = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lower), None)
 
 
 def build_ssl_context(
@@ -182,17 +198,17 @@ class HTTPTransport(Transport):
             )
         return self._session
 
-    def _url(self, message: OutboundMessage) -> URL:
+    def _url(self, raw: str) -> URL:
         """The parsed URL, its host checked if it is an address literal (cached per URL)."""
-        url = self._urls.get(message.url)
+        url = self._urls.get(raw)
         if url is None:
-            url = URL(message.url)
+            url = URL(raw)
             if not url.raw_host:
-                raise TransportError(f"invalid URL {message.target}: no host", retryable=False)
+                raise TransportError(f"invalid URL {redact_url(raw)}: no host", retryable=False)
             self.policy.check_literal(url.raw_host)
             if len(self._urls) >= _CACHE_SIZE:
                 self._urls.clear()
-            self._urls[message.url] = url
+            self._urls[raw] = url
         return url
 
     def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
@@ -208,7 +224,7 @@ class HTTPTransport(Transport):
         headers = saleor_headers(message)
         timeout = self._timeout(message.timeouts)
         try:
-            url = self._url(message)
+            url = self._url(message.url)
             async with self._get_session().post(
                 url,
                 data=message.body,
@@ -217,13 +233,13 @@ class HTTPTransport(Transport):
                 allow_redirects=False,
             ) as response:
                 # Sync webhooks need the whole answer (up to body_limit); async ones an excerpt.
-                raw = await response.content.read(max(_READ_LIMIT, message.body_limit))
+                raw = await read_up_to(response.content, max(_READ_LIMIT, message.body_limit))
                 text = _decode(raw[:_READ_LIMIT], response.charset)
                 status = response.status
                 return TransportResult(
                     ok=200 <= status < 300,
                     status_code=status,
-                    response_excerpt=excerpt(text),
+                    response_excerpt=sanitize_text(text, _EXCERPT_LIMIT),
                     # What webhookkit sent (as Saleor records it); aiohttp adds Host,
                     # Accept, Accept-Encoding, Content-Length and the User-Agent.
                     request_headers=record_headers(headers),
@@ -232,24 +248,55 @@ class HTTPTransport(Transport):
                     retryable=status >= 500,
                     body=raw if message.body_limit else None,
                 )
-        except BlockedAddressError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise DeliveryTimeoutError(
-                f"timed out sending to {message.target} (budget {message.timeouts.total:g} s, "
-                f"connect {message.timeouts.connect:g} s)"
-            ) from exc
-        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-            # Before ValueError: a certificate error is a ValueError too (ssl.CertificateError).
-            raise TLSError(f"TLS failed with {message.target}: {_describe(exc)}") from exc
-        except (aiohttp.InvalidURL, ValueError) as exc:
-            raise TransportError(
-                f"invalid URL {message.target}: {_describe(exc)}", retryable=False
-            ) from exc
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise ConnectError(f"cannot connect to {message.target}: {_describe(exc)}") from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"HTTP error for {message.target}: {_describe(exc)}") from exc
+        except Exception as exc:
+            error = _transport_error(exc, message.target, message.timeouts)
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        timeouts: Timeouts | None = None,
+        limit: int = 1_048_576,
+    ) -> HTTPResponse:
+        """Any request through this transport's session: the same SSRF guard, TLS
+        verification, no redirects and timeouts as deliveries (for app installation: manifest
+        fetch, token exchange). The answer's body is read whole, up to ``limit`` bytes; a
+        larger one raises a :class:`TransportError`. Any status is returned, not raised.
+        """
+        timeouts = timeouts if timeouts is not None else Timeouts()
+        target = redact_url(url)
+        if limit < 0:
+            raise ConfigurationError("limit: must be >= 0", field="limit")
+        try:
+            async with self._get_session().request(
+                method,
+                self._url(url),
+                data=body,
+                headers=list(headers),
+                timeout=self._timeout(timeouts),
+                allow_redirects=False,
+            ) as response:
+                data = await read_up_to(response.content, limit + 1)
+                if len(data) > limit:
+                    raise TransportError(
+                        f"answer from {target} is larger than {limit} bytes", retryable=False
+                    )
+                return HTTPResponse(
+                    status=response.status,
+                    headers=sanitize_headers(response.headers.items()),
+                    body=data,
+                )
+        except Exception as exc:
+            error = _transport_error(exc, target, timeouts)
+            if error is exc:
+                raise
+            raise error from exc
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -268,12 +315,44 @@ class HTTPTransport(Transport):
         )
 
 
+async def read_up_to(content: aiohttp.StreamReader, size: int) -> bytes:
+    """Up to ``size`` bytes of a body (``read(n)`` alone may return a single chunk)."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = await content.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
 def _decode(raw: bytes, charset: str | None) -> str:
     """The answer as text in its declared charset; UTF-8 when none or an unknown one."""
     try:
         return raw.decode(charset or "utf-8", errors="replace")
     except LookupError:
         return raw.decode("utf-8", errors="replace")
+
+
+def _transport_error(exc: Exception, target: str, timeouts: Timeouts) -> Exception:
+    """The typed error for what went wrong talking to ``target`` (others pass unchanged)."""
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return DeliveryTimeoutError(
+            f"timed out sending to {target} (budget {timeouts.total:g} s, "
+            f"connect {timeouts.connect:g} s)"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        # Before ValueError: a certificate error is a ValueError too (ssl.CertificateError).
+        return TLSError(f"TLS failed with {target}: {_describe(exc)}")
+    if isinstance(exc, aiohttp.InvalidURL | ValueError):
+        return TransportError(f"invalid URL {target}: {_describe(exc)}", retryable=False)
+    if isinstance(exc, aiohttp.ClientConnectionError | OSError):
+        return ConnectError(f"cannot connect to {target}: {_describe(exc)}")
+    if isinstance(exc, aiohttp.ClientError):
+        return TransportError(f"HTTP error for {target}: {_describe(exc)}")
+    return exc
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,42 @@
+"""Text any store can keep: no NUL or other control characters, no lone surrogates.
+
+Receivers answer with whatever bytes they like. PostgreSQL refuses NUL in ``text`` and any
+string that is not valid UTF-8 (a lone surrogate cannot be encoded), so attempt fields pass
+through :func:`sanitize_text` / :func:`sanitize_headers` before they are recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["REPLACEMENT", "sanitize_headers", "sanitize_text"]
+
+REPLACEMENT = "\ufffd"
+#: C0 controls except tab, newline and carriage return, and every surrogate code point.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+HEADER_LIMIT = 8192
+
+
+def sanitize_text(s: str | bytes, limit: int) -> str:
+    """``s`` as storable text: bytes decoded as UTF-8 (invalid sequences replaced), NUL,
+    control characters (but ``\\t \\n \\r``) and lone surrogates replaced by U+FFFD, cut to
+    ``limit`` characters with ``...`` appended when cut.
+    """
+    if isinstance(s, bytes | bytearray | memoryview):
+        text = bytes(s).decode("utf-8", errors="replace")
+    elif isinstance(s, str):
+        text = s
+    else:
+        text = str(s)
+    if len(text) > limit:
+        text = text[: max(limit, 0)] + "..."
+    return _UNSAFE.sub(REPLACEMENT, text)
+
+
+def sanitize_headers(
+    pairs: Iterable[tuple[str | bytes, str | bytes]], limit: int = HEADER_LIMIT
+) -> tuple[tuple[str, str], ...]:
+    """Header pairs as storable text (see :func:`sanitize_text`); each name and value is cut to
+    ``limit`` characters."""
+    return tuple((sanitize_text(name, limit), sanitize_text(value, limit)) for name, value in pairs)
