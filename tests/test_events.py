@@ -8,7 +8,8 @@ import pytest
 from webhookkit import ANY_EVENTS, ConfigurationError, EventKind, EventRegistry, UnknownEventError
 from webhookkit.exceptions import UnknownPermissionError
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "saleor-events.json"
+# Saleor's catalogue, kept in the repository (origin: tests/fixtures/README.md).
+SPEC = Path(__file__).resolve().parent / "fixtures" / "saleor-events.json"
 
 
 def spec_events() -> list[dict[str, object]]:

@@ -16,8 +16,8 @@ from webhookkit.payloads.graphql import GraphQLPayloads
 from webhookkit.testing import FakeClock
 
 HERE = Path(__file__).parent
-# The shared fixtures live beside the project root: <root>/../shared/fixtures.
-FIXTURES = Path(__file__).parents[2] / ".." / "shared" / "fixtures"
+# Saleor's schema and its apps' queries, kept in the repository (origin: tests/fixtures/README.md).
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 SMALL_SDL = (HERE / "schema.graphql").read_text("utf-8")
 
 ORDER: dict[str, Any] = {
