@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 import tenacity
 from aiohttp import web
 from conftest import LOOPBACK, Received, Receiver
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webhookkit import ConfigurationError, DeliveryStatus, RetryPolicy, WebhookKit
-from webhookkit.delivery.retry import Outcome, parse_retry_after
+from webhookkit.delivery.retry import RETRY_AFTER_CEILING, Outcome, parse_retry_after
 from webhookkit.testing import FakeClock
 
 
@@ -130,3 +134,108 @@ async def test_max_age_fails_a_delivery_that_would_retry_too_late(
         [delivery] = await kit.wait_for([delivery_id], timeout=10)
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.attempts == 3  # at 0, 10 and 30 s; the next (at 70 s) would pass 45 s
+
+
+# -- Retry-After values a receiver may send: never an exception, always finite ---------------
+
+RETRY_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("²", None),  # str.isdigit() is True, float() refuses it
+        ("٣", None),  # Arabic-Indic three
+        ("\uff11\uff10", None),  # fullwidth "10"
+        ("-5", None),
+        ("+5", None),
+        ("1e400", None),
+        ("inf", None),
+        ("nan", None),
+        ("", None),
+        ("   ", None),
+        ("12\x00", None),
+        ("\udcff", None),
+        ("Thu, 99 Jan 2026 00:00:30 GMT", None),
+        ("0", 0.0),
+        (" 7 ", 7.0),
+        ("1.5", 1.5),
+        (str(10**30), RETRY_AFTER_CEILING),
+        ("9" * 60, RETRY_AFTER_CEILING),
+        ("9" * 65, None),  # longer than any sane header
+        ("Mon, 01 Jan 0001 00:00:00 GMT", 0.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", RETRY_AFTER_CEILING),
+        ("Thu, 01 Jan 2026 00:01:00 GMT", 60.0),
+        ("Thu, 01 Jan 2026 00:01:00", 60.0),  # no zone: taken as UTC
+    ],
+)
+def test_parse_retry_after_odd_values(value: str, expected: float | None) -> None:
+    assert parse_retry_after(value, RETRY_NOW) == expected
+
+
+def test_parse_retry_after_tolerates_a_naive_now_and_non_strings() -> None:
+    naive = datetime(2026, 1, 1)
+    assert parse_retry_after("Thu, 01 Jan 2026 00:00:10 GMT", naive) == 10
+    assert parse_retry_after(b"10", RETRY_NOW) is None  # type: ignore[arg-type]
+    assert parse_retry_after(10, RETRY_NOW) is None  # type: ignore[arg-type]
+
+
+@given(st.text(max_size=80))
+def test_parse_retry_after_never_raises(value: str) -> None:
+    seconds = parse_retry_after(value, RETRY_NOW)
+    assert seconds is None or (math.isfinite(seconds) and 0 <= seconds <= RETRY_AFTER_CEILING)
+
+
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), timezones=st.just(UTC))
+)  # RFC 2822 reads years < 100 as 19xx/20xx
+def test_parse_retry_after_any_http_date(when: datetime) -> None:
+    seconds = parse_retry_after(format_datetime(when, usegmt=True), RETRY_NOW)
+    assert seconds is not None
+    expected = min(
+        max((when.replace(microsecond=0) - RETRY_NOW).total_seconds(), 0), RETRY_AFTER_CEILING
+    )
+    assert seconds == expected
+
+
+def test_policy_turns_odd_retry_after_values_into_bounded_delays() -> None:
+    policy = RetryPolicy.status_aware()
+    for value in ("²", "-1", "1e400", str(10**30), "Mon, 01 Jan 0001 00:00:00 GMT"):
+        delay = policy.decide(Outcome(503, True, parse_retry_after(value, RETRY_NOW)), 1, 0)
+        assert delay is not None and 1 <= delay <= policy.max_retry_after
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_retry_after": "10"},
+        {"max_retry_after": float("nan")},
+        {"max_retry_after": float("inf")},
+        {"max_retry_after": True},
+        {"retry_statuses": "429"},
+        {"retry_statuses": frozenset({"429"})},
+        {"retry_statuses": 429},
+        {"max_age": 60},
+        {"max_age": timedelta(0)},
+        {"honor_retry_after": "yes"},
+        {"wait": 10},
+        {"stop": None},
+    ],
+)
+def test_bad_policy_options_are_configuration_errors(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match="retry:"):
+        RetryPolicy(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("attempts", [0, -1, 1001, 2.5, "5", True, None])
+def test_bad_max_attempts_are_configuration_errors(attempts: object) -> None:
+    with pytest.raises(ConfigurationError, match="max_attempts"):
+        RetryPolicy.saleor(attempts)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="max_attempts"):
+        RetryPolicy.status_aware(attempts)  # type: ignore[arg-type]
+
+
+def test_retry_statuses_as_a_list_become_a_frozenset() -> None:
+    policy = RetryPolicy(retry_statuses=[429, 408])  # type: ignore[arg-type]
+    assert policy.retry_statuses == frozenset({408, 429})
+    assert policy.is_retryable(Outcome(429, retryable=False))

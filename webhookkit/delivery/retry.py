@@ -8,6 +8,8 @@ attempt (160 s later); :meth:`RetryPolicy.saleor` takes ``max_attempts=6`` for t
 from __future__ import annotations
 
 import email.utils
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +25,12 @@ __all__ = ["SALEOR_DOCUMENTED_ATTEMPTS", "Outcome", "RetryPolicy", "parse_retry_
 
 #: "The delivery is triggered a maximum of five times" (Saleor's documents).
 SALEOR_DOCUMENTED_ATTEMPTS = 5
+#: The longest wait :func:`parse_retry_after` reports (a year); policies clamp further.
+RETRY_AFTER_CEILING = 365 * 24 * 3600.0
+# delay-seconds is ASCII digits (RFC 9110); a decimal fraction is tolerated. str.isdigit()
+# would also accept "²" or "٣", which float() refuses.
+_DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+_MAX_HEADER = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +43,29 @@ class Outcome:
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), None if absent/bad."""
-    if not value:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    Never raises: a missing, negative or unparsable value gives None; a date in the past gives
+    0; anything else is clamped to ``[0, RETRY_AFTER_CEILING]`` (always finite).
+    """
+    if not isinstance(value, str):
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if not value or len(value) > _MAX_HEADER:
+        return None
+    if _DELAY.fullmatch(value):
+        seconds = float(value)
+        return min(seconds, RETRY_AFTER_CEILING) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - now).total_seconds(), 0.0)
+    return min(max(seconds, 0.0), RETRY_AFTER_CEILING)
 
 
 @dataclass(frozen=True)
@@ -74,8 +92,7 @@ class RetryPolicy:
     @classmethod
     def saleor(cls, max_attempts: int = SALEOR_DOCUMENTED_ATTEMPTS) -> RetryPolicy:
         """Saleor's schedule (10 * 2**n s, no jitter) with ``max_attempts`` tries in all."""
-        if max_attempts < 1:
-            raise ConfigurationError("retry: max_attempts must be at least 1", field="retry")
+        _check_attempts(max_attempts)
         return cls(
             wait=tenacity.wait_exponential(multiplier=10),
             stop=tenacity.stop_after_attempt(max_attempts),
@@ -88,13 +105,35 @@ class RetryPolicy:
     max_age: timedelta | None = None
 
     def __post_init__(self) -> None:
-        if not all(400 <= s < 500 for s in self.retry_statuses):
+        if not isinstance(self.wait, wait_base) or not isinstance(self.stop, stop_base):
+            raise ConfigurationError(
+                "retry: wait and stop must be tenacity wait/stop strategies", field="retry"
+            )
+        statuses = self.retry_statuses
+        if (
+            isinstance(statuses, str | bytes)
+            or not isinstance(statuses, Iterable)
+            or not all(_is_int(s) and 400 <= s < 500 for s in statuses)
+        ):
             raise ConfigurationError(
                 "retry: retry_statuses may only add 4xx codes (5xx are always retried)",
                 field="retry",
             )
-        if self.max_retry_after < 1:
-            raise ConfigurationError("retry: max_retry_after must be >= 1 s", field="retry")
+        if not isinstance(statuses, frozenset):
+            object.__setattr__(self, "retry_statuses", frozenset(statuses))
+        if not _is_number(self.max_retry_after) or not 1 <= self.max_retry_after < math.inf:
+            raise ConfigurationError(
+                "retry: max_retry_after must be a finite number of seconds >= 1", field="retry"
+            )
+        for name in ("honor_retry_after", "deactivate_on_gone"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(f"retry: {name} must be True or False", field="retry")
+        if self.max_age is not None and (
+            not isinstance(self.max_age, timedelta) or self.max_age <= timedelta(0)
+        ):
+            raise ConfigurationError(
+                "retry: max_age must be a positive timedelta or None", field="retry"
+            )
 
     @classmethod
     def status_aware(
@@ -107,6 +146,13 @@ class RetryPolicy:
     ) -> RetryPolicy:
         """Saleor's schedule plus 408/429 retried, ``Retry-After`` honoured, 410 deactivating
         the webhook; ``jitter`` adds up to that many random seconds to each wait."""
+        _check_attempts(max_attempts)
+        if not _is_number(jitter) or not 0 <= jitter < math.inf:
+            raise ConfigurationError("retry: jitter must be a finite number >= 0", field="retry")
+        if isinstance(retry_statuses, str | bytes) or not isinstance(retry_statuses, Iterable):
+            raise ConfigurationError(
+                "retry: retry_statuses must be a list of 4xx codes", field="retry"
+            )
         wait: wait_base = tenacity.wait_exponential(multiplier=10)
         if jitter > 0:
             wait = wait + tenacity.wait_random(0, jitter)
@@ -157,3 +203,22 @@ class RetryPolicy:
 
     def __repr__(self) -> str:
         return f"RetryPolicy(wait={self.wait!r}, stop={self.stop!r})"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _check_attempts(max_attempts: object) -> None:
+    if (
+        isinstance(max_attempts, bool)
+        or not isinstance(max_attempts, int)
+        or not (1 <= max_attempts <= 1000)
+    ):
+        raise ConfigurationError(
+            "retry: max_attempts must be an integer from 1 to 1000", field="retry"
+        )
