@@ -23,7 +23,7 @@ from .events import EventRegistry, EventType, default_registry
 from .exceptions import ConfigurationError, InvalidFieldError, WebhookKitError
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
-from .stores import DeliveryQuery, MemoryStore, PostgresStore, Store, open_store
+from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from .stores.base import Retention
 from .transports.base import Timeouts, Transport, TransportRouter
 from .transports.http import HTTPTransport
@@ -299,9 +299,10 @@ class WebhookKit:
         ``ordering_key``: for webhooks created with ``ordered=True``, deliveries sharing a
         key go one at a time in trigger order; default: the subject's ``id``.
 
-        ``connection``: the host's open asyncpg connection (PostgreSQL store only). The rows
-        are written inside the host's transaction, so the webhooks go out if and only if it
-        commits (a transactional outbox).
+        ``connection``: the host's open database connection (asyncpg, psycopg 3, SQLAlchemy,
+        Django, or sqlite3 for the SQLite store). The rows are written inside the host's
+        transaction, so the webhooks go out if and only if it commits (a transactional
+        outbox).
 
         ``payload`` (JSON-able object or JSON bytes) is sent as is; without it the body comes
         from the subscription query or the serializer registered for the event. ``app`` names
@@ -314,10 +315,10 @@ class WebhookKit:
                 "request, not queued",
                 field="event",
             )
-        if connection is not None and not isinstance(self.store, PostgresStore):
+        if connection is not None and not isinstance(self.store, PostgresStore | SQLiteStore):
             raise ConfigurationError(
-                "connection: writing through the host's transaction needs the PostgreSQL "
-                f"store, not {type(self.store).__name__}",
+                "connection: writing through the host's transaction needs the PostgreSQL or "
+                f"SQLite store, not {type(self.store).__name__}",
                 field="connection",
             )
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
@@ -366,7 +367,7 @@ class WebhookKit:
         if deliveries:
             await self.scheduler.reserve(len(deliveries))
             if connection is not None:
-                assert isinstance(self.store, PostgresStore)
+                assert isinstance(self.store, PostgresStore | SQLiteStore)
                 await self.store.add_deliveries(payloads, deliveries, connection=connection)
             else:
                 await self.store.add_deliveries(payloads, deliveries)

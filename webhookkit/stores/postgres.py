@@ -278,19 +278,20 @@ class PostgresStore:
     ) -> None:
         """Write payloads and deliveries in one transaction and NOTIFY the workers.
 
-        With ``connection`` (the host's open asyncpg connection) the rows are written through
-        it, inside the host's transaction if one is open (as a savepoint): they become
-        visible, and the workers are notified, only when the host commits; a rollback leaves
-        no trace.
+        With ``connection`` (the host's open asyncpg, psycopg 3, SQLAlchemy or Django
+        connection: see :mod:`webhookkit.stores._outbox`) the rows are written through it,
+        inside the host's transaction if one is open (as a savepoint): they become visible,
+        and the workers are notified, only when the host commits; a rollback leaves no trace.
         """
-        payload_rows = [q.payload_params(D, p) for p in payloads]
-        delivery_rows = [q.delivery_params(D, d) for d in deliveries]
         if connection is not None:
+            from ._outbox import awrite_outbox
+
             if self._pool is None:
                 await self.open()  # the schema must exist before the host writes into it
-            async with self._errors("add_deliveries"):
-                await self._write_deliveries(connection, payload_rows, delivery_rows)
+            await awrite_outbox(connection, D, payloads, deliveries)
             return
+        payload_rows = [q.payload_params(D, p) for p in payloads]
+        delivery_rows = [q.delivery_params(D, d) for d in deliveries]
         async with self._conn("add_deliveries") as conn:
             await self._write_deliveries(conn, payload_rows, delivery_rows)
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
@@ -203,8 +203,26 @@ class SQLiteStore:
 
     # -- deliveries ---------------------------------------------------------------------------
     async def add_deliveries(
-        self, payloads: Sequence[Payload], deliveries: Sequence[Delivery]
+        self,
+        payloads: Sequence[Payload],
+        deliveries: Sequence[Delivery],
+        *,
+        connection: Any = None,
     ) -> None:
+        """Write payloads and deliveries in one transaction.
+
+        With ``connection`` (the host's ``sqlite3.Connection``, SQLAlchemy connection or
+        Django connection to this store's file: see :mod:`webhookkit.stores._outbox`) the
+        rows are written through it, in the host's open transaction: workers see them when
+        the host commits (they poll), and a rollback leaves no trace.
+        """
+        if connection is not None:
+            from ._outbox import awrite_outbox
+
+            if self._conn is None:
+                await self.open()  # the schema must exist before the host writes into it
+            await awrite_outbox(connection, D, payloads, deliveries)
+            return
         payload_rows = [q.payload_params(D, p) for p in payloads]
         delivery_rows = [q.delivery_params(D, d) for d in deliveries]
 

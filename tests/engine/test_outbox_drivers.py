@@ -1,0 +1,368 @@
+"""The outbox through every driver hosts use, with real processes.
+
+For each driver a host process (this module run as ``python -m engine.test_outbox_drivers``)
+inserts an order and triggers ``ORDER_CREATED`` through its own connection twice: once in a
+transaction it rolls back, once in one it commits. It prints the delivery ids right after the
+commit and is killed with SIGKILL; then a real ``python -m webhookkit worker`` starts on the
+same store. Every webhook must get the committed event exactly once, and the rolled-back one
+must have left no row at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.procs import ROOT, CountingReceiver, Workers, wait_until
+from webhookkit import DeliveryQuery, DeliveryStatus, WebhookKit
+from webhookkit.exceptions import ConfigurationError
+
+EVENT = "ORDER_CREATED"
+ROLLED_BACK = {"n": 0}
+COMMITTED = {"n": 1}
+WEBHOOKS = 2
+
+
+def make_kit(store: str) -> WebhookKit:
+    """The one place this module builds a kit (the constructor is being regrouped)."""
+    return WebhookKit(store=store, domain="shop.example.com", retention=None)
+
+
+class Rollback(Exception):
+    """The host's business logic failing after it queued the webhook."""
+
+
+# -- the host process: one function per driver ---------------------------------------------
+# Each returns (rolled-back ids, committed ids); ``target`` is a libpq DSN or an SQLite path.
+
+Host = Callable[[WebhookKit, str], Awaitable[tuple[list[str], list[str]]]]
+ORDER = "INSERT INTO orders (id) VALUES ('{}')"
+
+
+async def host_asyncpg(kit: WebhookKit, dsn: str) -> tuple[list[str], list[str]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    lost: list[str] = []
+    with contextlib.suppress(Rollback):
+        async with conn.transaction():
+            await conn.execute(ORDER.format("rb"))
+            lost = await kit.trigger(EVENT, payload=ROLLED_BACK, connection=conn)
+            raise Rollback
+    async with conn.transaction():
+        await conn.execute(ORDER.format("ok"))
+        sent = await kit.trigger(EVENT, payload=COMMITTED, connection=conn)
+    return lost, sent
+
+
+async def host_psycopg(kit: WebhookKit, dsn: str) -> tuple[list[str], list[str]]:
+    import psycopg
+
+    # psycopg's default: not autocommit, the host commits or rolls back itself.
+    conn = psycopg.connect(dsn)
+    conn.execute(ORDER.format("rb"))
+    lost = await kit.trigger(EVENT, payload=ROLLED_BACK, connection=conn)
+    conn.rollback()
+    conn.execute(ORDER.format("ok"))
+    sent = await kit.trigger(EVENT, payload=COMMITTED, connection=conn)
+    conn.commit()
+    return lost, sent
+
+
+async def host_psycopg_async(kit: WebhookKit, dsn: str) -> tuple[list[str], list[str]]:
+    import psycopg
+
+    # Autocommit with transaction blocks, the other way psycopg hosts work.
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    lost: list[str] = []
+    with contextlib.suppress(Rollback):
+        async with conn.transaction():
+            await conn.execute(ORDER.format("rb"))
+            lost = await kit.trigger(EVENT, payload=ROLLED_BACK, connection=conn)
+            raise Rollback
+    async with conn.transaction():
+        await conn.execute(ORDER.format("ok"))
+        sent = await kit.trigger(EVENT, payload=COMMITTED, connection=conn)
+    return lost, sent
+
+
+def _pg_engine(dsn: str) -> Any:
+    import psycopg
+    from sqlalchemy import create_engine
+
+    return create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+
+
+def _engine(target: str) -> Any:
+    from sqlalchemy import create_engine
+
+    return _pg_engine(target) if "://" in target else create_engine(f"sqlite:///{target}")
+
+
+async def host_sqlalchemy(kit: WebhookKit, target: str) -> tuple[list[str], list[str]]:
+    from sqlalchemy import text
+
+    with _engine(target).connect() as conn:
+        conn.execute(text(ORDER.format("rb")))
+        lost = await kit.trigger(EVENT, payload=ROLLED_BACK, connection=conn)
+        conn.rollback()
+        conn.execute(text(ORDER.format("ok")))
+        sent = await kit.trigger(EVENT, payload=COMMITTED, connection=conn)
+        conn.commit()
+    return lost, sent
+
+
+async def host_sqlalchemy_session(kit: WebhookKit, dsn: str) -> tuple[list[str], list[str]]:
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    engine = _pg_engine(dsn)
+    with Session(engine) as session:
+        session.execute(text(ORDER.format("rb")))
+        lost = await kit.trigger(EVENT, payload=ROLLED_BACK, connection=session)
+        session.rollback()
+    with Session(engine) as session, session.begin():
+        session.execute(text(ORDER.format("ok")))
+        sent = await kit.trigger(EVENT, payload=COMMITTED, connection=session)
+    return lost, sent
+
+
+def _async_engine(dsn: str) -> Any:
+    import asyncpg
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    return create_async_engine("postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(dsn))
+
+
+async def host_sqlalchemy_async(kit: WebhookKit, dsn: str) -> tuple[list[str], list[str]]:
+    from sqlalchemy import text
+
+    engine = _async_engine(dsn)
+    async with engine.connect() as conn:
+        await conn.execute(text(ORDER.format("rb")))
+        lost = await kit.trigger(EVENT, payload=ROLLED_BACK, connection=conn)
+        await conn.rollback()
+    async with engine.begin() as conn:
+        await conn.execute(text(ORDER.format("ok")))
+        sent = await kit.trigger(EVENT, payload=COMMITTED, connection=conn)
+    return lost, sent
+
+
+async def host_sqlalchemy_async_session(kit: WebhookKit, dsn: str) -> tuple[list[str], list[str]]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    engine = _async_engine(dsn)
+    async with AsyncSession(engine) as session:
+        await session.execute(text(ORDER.format("rb")))
+        lost = await kit.trigger(EVENT, payload=ROLLED_BACK, connection=session)
+        await session.rollback()
+    async with AsyncSession(engine) as session, session.begin():
+        await session.execute(text(ORDER.format("ok")))
+        sent = await kit.trigger(EVENT, payload=COMMITTED, connection=session)
+    return lost, sent
+
+
+async def host_sqlite3(kit: WebhookKit, path: str) -> tuple[list[str], list[str]]:
+    # The standard library's default (legacy) transaction control, as most hosts use it.
+    conn = sqlite3.connect(path)
+    conn.execute(ORDER.format("rb"))
+    lost = await kit.trigger(EVENT, payload=ROLLED_BACK, connection=conn)
+    conn.rollback()
+    conn.execute(ORDER.format("ok"))
+    sent = await kit.trigger(EVENT, payload=COMMITTED, connection=conn)
+    conn.commit()
+    return lost, sent
+
+
+HOSTS: dict[str, Host] = {
+    "asyncpg": host_asyncpg,
+    "psycopg": host_psycopg,
+    "psycopg-async": host_psycopg_async,
+    "sqlalchemy": host_sqlalchemy,
+    "sqlalchemy-session": host_sqlalchemy_session,
+    "sqlalchemy-async": host_sqlalchemy_async,
+    "sqlalchemy-async-session": host_sqlalchemy_async_session,
+    "sqlite3": host_sqlite3,
+    "sqlalchemy-sqlite": host_sqlalchemy,
+}
+
+
+async def host_main(driver: str, store: str, target: str) -> None:
+    kit = make_kit(store)
+    await kit.store.open()  # queue only: this process never sends
+    lost, sent = await HOSTS[driver](kit, target)
+    print(json.dumps({"rolled_back": lost, "committed": sent}), flush=True)
+    # Killed here with SIGKILL: nothing of this process runs after the commit.
+    await asyncio.sleep(3600)
+
+
+# -- the test process ----------------------------------------------------------------------
+
+
+async def setup_store(store: str, url: str) -> WebhookKit:
+    kit = make_kit(store)
+    await kit.store.open()
+    app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+    for i in range(WEBHOOKS):
+        await kit.webhooks.create(app, target_url=f"{url}/hook-{i}", events=[EVENT])
+    return kit
+
+
+async def run_host(driver: str, store: str, target: str, log: Path) -> dict[str, list[str]]:
+    """Run the host process until it has committed, then ``kill -9`` it."""
+    with log.open("wb") as err:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "engine.test_outbox_drivers",
+            driver,
+            store,
+            target,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "tests"), "PYTHONUNBUFFERED": "1"},
+        )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        code = await process.wait()
+    if not line:
+        problem = await asyncio.to_thread(log.read_text)
+        raise AssertionError(f"host exited with {code} before committing:\n{problem[-3000:]}")
+    assert code == -signal.SIGKILL
+    ids: dict[str, list[str]] = json.loads(line)
+    return ids
+
+
+async def check_delivered_once(
+    kit: WebhookKit,
+    store: str,
+    ids: dict[str, list[str]],
+    receiver: CountingReceiver,
+    workers: Workers,
+) -> None:
+    assert len(ids["rolled_back"]) == WEBHOOKS and len(ids["committed"]) == WEBHOOKS
+    worker = await workers.start(store, concurrency=4, lease=10.0, poll=0.2)
+
+    async def settled() -> bool:
+        pending = await kit.store.list_deliveries(DeliveryQuery(status=DeliveryStatus.PENDING))
+        return receiver.counts[COMMITTED["n"]] >= WEBHOOKS and not pending
+
+    await wait_until(settled, timeout=60, what="the worker to deliver the committed event")
+    assert await workers.terminate(worker) == 0, worker.log_tail()
+    stored = await kit.store.list_deliveries(DeliveryQuery(limit=100))
+    assert sorted(d.id for d in stored) == sorted(ids["committed"]), "a rollback left rows"
+    assert all(d.status is DeliveryStatus.SUCCESS for d in stored)
+    assert receiver.counts == Counter({COMMITTED["n"]: WEBHOOKS}), "one delivery per webhook"
+    assert receiver.requests == WEBHOOKS
+    for delivery_id in ids["rolled_back"]:
+        assert await kit.get_delivery(delivery_id) is None
+
+
+POSTGRES_DRIVERS = [
+    "asyncpg",
+    "psycopg",
+    "psycopg-async",
+    "sqlalchemy",
+    "sqlalchemy-session",
+    "sqlalchemy-async",
+    "sqlalchemy-async-session",
+]
+
+
+@pytest.mark.parametrize("driver", POSTGRES_DRIVERS)
+async def test_postgres_outbox_survives_kill_after_commit(
+    driver: str,
+    pg_dsn: str,
+    tmp_path: Path,
+    counting_receiver: CountingReceiver,
+    workers: Workers,
+) -> None:
+    import asyncpg
+
+    kit = await setup_store(pg_dsn, counting_receiver.url)
+    try:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+            ids = await run_host(driver, pg_dsn, pg_dsn, tmp_path / "host.log")
+            await check_delivered_once(kit, pg_dsn, ids, counting_receiver, workers)
+            assert [r["id"] for r in await conn.fetch("SELECT id FROM orders")] == ["ok"]
+        finally:
+            await conn.close()
+    finally:
+        await kit.aclose()
+
+
+@pytest.mark.parametrize("driver", ["sqlite3", "sqlalchemy-sqlite"])
+async def test_sqlite_outbox_survives_kill_after_commit(
+    driver: str, tmp_path: Path, counting_receiver: CountingReceiver, workers: Workers
+) -> None:
+    path = tmp_path / "shop.db"
+    store = f"sqlite:///{path}"
+    kit = await setup_store(store, counting_receiver.url)
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+            conn.commit()
+            ids = await run_host(driver, store, str(path), tmp_path / "host.log")
+            await check_delivered_once(kit, store, ids, counting_receiver, workers)
+            assert conn.execute("SELECT id FROM orders").fetchall() == [("ok",)]
+    finally:
+        await kit.aclose()
+
+
+async def test_connection_the_store_cannot_use_is_refused(tmp_path: Path, pg_dsn: str) -> None:
+    import psycopg
+
+    path = tmp_path / "shop.db"
+    async with make_kit(f"sqlite:///{path}") as kit:
+        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+        await kit.webhooks.create(app, target_url="https://example.com/h", events=[EVENT])
+        with pytest.raises(ConfigurationError, match=r"sqlite3\.Connection") as refused:
+            await kit.trigger(EVENT, payload=COMMITTED, connection=object())
+        assert refused.value.field == "connection"
+        # A PostgreSQL connection cannot hold an SQLite store's rows.
+        with (
+            psycopg.connect(pg_dsn) as conn,
+            pytest.raises(ConfigurationError, match="psycopg connection to postgresql"),
+        ):
+            await kit.trigger(EVENT, payload=COMMITTED, connection=conn)
+        assert await kit.list_deliveries() == []
+    async with make_kit(pg_dsn) as kit:
+        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+        await kit.webhooks.create(app, target_url="https://example.com/h", events=[EVENT])
+        with (
+            contextlib.closing(sqlite3.connect(path)) as lite,
+            pytest.raises(ConfigurationError, match="asyncpg Connection") as refused,
+        ):
+            await kit.trigger(EVENT, payload=COMMITTED, connection=lite)
+        assert refused.value.field == "connection"
+
+
+def test_channel_matches_the_postgres_store() -> None:
+    from webhookkit.stores import _outbox, postgres
+
+    assert _outbox.CHANNEL == postgres.CHANNEL
+
+
+if __name__ == "__main__":
+    asyncio.run(host_main(*sys.argv[1:4]))
