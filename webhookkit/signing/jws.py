@@ -29,6 +29,7 @@ from ..exceptions import (
     UnknownKeyError,
 )
 from ._b64 import b64url_decode, b64url_encode
+from ._checks import body_bytes
 from .keys import (
     ALGORITHMS,
     MIN_RSA_BITS,
@@ -334,7 +335,7 @@ class PublicKeys:
 
     def verify(self, body: bytes, jws: DetachedJWS) -> None:
         """Raise unless ``jws`` is a signature over ``body`` by one of these keys."""
-        if not self.select(jws).verify(jws.signature, jws.signing_input(body)):
+        if not self.select(jws).verify(jws.signature, jws.signing_input(body_bytes(body))):
             raise SignatureMismatchError("JWS: signature does not match the body")
 
 
@@ -349,6 +350,7 @@ def verify_jws(
 
     Raises a :class:`SignatureError` subclass: malformed header, unknown key, or mismatch.
     """
+    body = body_bytes(body)
     jws = parse_detached_jws(signature, algorithms=algorithms)
     try:
         keys = jwks if isinstance(jwks, PublicKeys) else PublicKeys.from_jwks(jwks)

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .._secret import Secret
-from ..exceptions import InvalidKeyError
+from ..exceptions import InvalidKeyError, MalformedSignatureError
 
 __all__ = [
     "HEADER_ID",
@@ -131,7 +131,12 @@ def parse_secrets(
     value: str | Secret | Iterable[str | Secret],
 ) -> tuple[StandardSecret, ...]:
     """Parse one secret, a space-separated list of them, or an iterable of either."""
-    items = [value] if isinstance(value, str | Secret) else list(value)
+    if isinstance(value, str | Secret):
+        items: list[object] = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | bytearray):
+        items = list(value)
+    else:
+        raise InvalidKeyError("secret_key: secrets must be strings", field="secret_key")
     texts: list[str] = []
     for item in items:
         raw = item.reveal() if isinstance(item, Secret) else item
@@ -148,13 +153,27 @@ def parse_secrets(
 
 
 def signed_content(msg_id: str, timestamp: int, body: bytes) -> bytes:
-    """``{msg_id}.{timestamp}.{body}`` as bytes: what every Standard Webhooks signature covers."""
-    return f"{msg_id}.{timestamp}.".encode() + body
+    """``{msg_id}.{timestamp}.{body}`` as bytes: what every Standard Webhooks signature covers.
+
+    An id that is no encodable text (lone surrogates from undecodable header bytes) raises
+    :class:`MalformedSignatureError`.
+    """
+    try:
+        prefix = f"{msg_id}.{timestamp}.".encode()
+    except UnicodeEncodeError:
+        raise MalformedSignatureError(f"{HEADER_ID}: not text (undecodable bytes)") from None
+    return prefix + body
 
 
 def _check_id(msg_id: str) -> None:
     # A '.' would let an attacker shift bytes between the id and the timestamp.
-    if not msg_id or "." in msg_id or not msg_id.isascii() or not msg_id.isprintable():
+    if (
+        not isinstance(msg_id, str)
+        or not msg_id
+        or "." in msg_id
+        or not msg_id.isascii()
+        or not msg_id.isprintable()
+    ):
         raise InvalidKeyError(
             "webhook-id: must be non-empty printable ASCII without '.'", field="webhook_id"
         )

@@ -33,7 +33,8 @@ from ..exceptions import (
     TimestampError,
     UnknownKeyError,
 )
-from .hmac import verify_hmac
+from ._checks import body_bytes, header_text
+from .hmac import hmac_key_bytes, verify_hmac
 from .jws import MAX_SIGNATURE_LENGTH, PublicKeys, parse_detached_jws
 from .keys import ALGORITHMS
 from .standard import (
@@ -68,17 +69,24 @@ class Verifier(Protocol):
 
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:
-    """``headers[name]`` regardless of case (plain dicts too); None when absent."""
+    """``headers[name]`` regardless of case (plain dicts too); None when absent.
+
+    ``headers`` that are no mapping raise :class:`MalformedSignatureError`.
+    """
+    if not isinstance(headers, Mapping):
+        raise MalformedSignatureError(
+            f"headers: expected a mapping of header names to values, got {type(headers).__name__}"
+        )
     try:
         value = headers.get(name)
+        if value is not None:
+            return value
+        lower = name.lower()
+        for key, item in headers.items():
+            if isinstance(key, str) and key.lower() == lower:
+                return item
     except Exception:  # a hostile Mapping must not leak another exception type
-        value = None
-    if value is not None:
-        return value
-    lower = name.lower()
-    for key, item in headers.items():
-        if isinstance(key, str) and key.lower() == lower:
-            return item
+        raise MalformedSignatureError("headers: the mapping could not be read") from None
     return None
 
 
@@ -86,18 +94,8 @@ def _signature_header(headers: Mapping[str, str]) -> str:
     for name in SALEOR_SIGNATURE_HEADERS:
         value = header_value(headers, name)
         if value is not None:
-            if not isinstance(value, str):
-                raise MalformedSignatureError(f"{name}: not a string")
-            return value.strip()
+            return header_text(name, value).strip()
     raise MalformedSignatureError("Saleor-Signature header is missing")
-
-
-def _as_bytes(body: bytes) -> bytes:
-    if isinstance(body, bytearray | memoryview):
-        return bytes(body)
-    if not isinstance(body, bytes):
-        raise MalformedSignatureError("body: expected the raw request bytes")
-    return body
 
 
 class HMACVerifier:
@@ -107,15 +105,28 @@ class HMACVerifier:
     """
 
     def __init__(self, secret: str | Secret | Sequence[str | Secret]) -> None:
-        items = [secret] if isinstance(secret, str | Secret) else list(secret)
-        self._secrets = [Secret(s) if isinstance(s, str) else s for s in items]
-        if not self._secrets or not all(self._secrets):
+        if isinstance(secret, str | Secret):
+            items: list[object] = [secret]
+        elif isinstance(secret, Iterable) and not isinstance(secret, bytes | bytearray):
+            items = list(secret)
+        else:
+            raise InvalidKeyError("secret: expected a string or a list of strings", field="secret")
+        secrets: list[Secret] = []
+        for item in items:
+            if not isinstance(item, str | Secret) or not item:
+                raise InvalidKeyError(
+                    "secret: at least one non-empty secret needed", field="secret"
+                )
+            secrets.append(Secret(item) if isinstance(item, str) else item)
+            hmac_key_bytes(item)  # refuses secrets that are no encodable text
+        if not secrets:
             raise InvalidKeyError("secret: at least one non-empty secret needed", field="secret")
+        self._secrets = secrets
 
     def check(self, body: bytes, headers: Mapping[str, str]) -> None:
         """The synchronous check (no I/O)."""
         signature = _signature_header(headers)
-        verify_hmac(_as_bytes(body), signature, self._secrets)
+        verify_hmac(body_bytes(body), signature, self._secrets)
 
     async def verify(self, body: bytes, headers: Mapping[str, str], /) -> None:
         self.check(body, headers)
@@ -272,7 +283,7 @@ class JWKSVerifier:
         return keys
 
     async def verify(self, body: bytes, headers: Mapping[str, str], /) -> None:
-        body = _as_bytes(body)
+        body = body_bytes(body)
         jws = parse_detached_jws(_signature_header(headers), algorithms=self._algorithms)
         keys = await self.keys()
         if jws.kid is not None and not keys.has_kid(jws.kid) and self._may_refetch():
@@ -314,15 +325,18 @@ class StandardWebhooksVerifier:
 
     def _header(self, headers: Mapping[str, str], name: str, limit: int) -> str:
         value = header_value(headers, name)
-        if value is None or not isinstance(value, str) or not value.strip():
+        if value is None:
+            raise MalformedSignatureError(f"{name} header is missing or empty")
+        value = header_text(name, value).strip()
+        if not value:
             raise MalformedSignatureError(f"{name} header is missing or empty")
         if len(value) > limit:
             raise MalformedSignatureError(f"{name} header longer than {limit} characters")
-        return value.strip()
+        return value
 
     def check(self, body: bytes, headers: Mapping[str, str]) -> None:
         """The synchronous check (no I/O)."""
-        body = _as_bytes(body)
+        body = body_bytes(body)
         msg_id = self._header(headers, HEADER_ID, MAX_ID_LENGTH)
         stamp = self._header(headers, HEADER_TIMESTAMP, 12)
         signature = self._header(headers, HEADER_SIGNATURE, MAX_SIGNATURE_LENGTH)
