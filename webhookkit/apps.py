@@ -103,6 +103,9 @@ class Webhook:
     #: Opt-in ordering: deliveries with the same ordering key go one at a time, in order.
     ordered: bool = False
     created_at: datetime | None = None
+    #: A stable name the host gives the webhook, unique among its app's webhooks:
+    #: ``kit.webhooks.ensure`` finds the webhook by it on every start.
+    identifier: str | None = None
 
     def __post_init__(self) -> None:
         if self.signing_profile == "standard-webhooks":
@@ -117,7 +120,8 @@ class Webhook:
             for k, v in self.custom_headers
         )
         return (
-            f"Webhook(id={self.id!r}, app_id={self.app_id!r}, name={self.name!r}, "
+            f"Webhook(id={self.id!r}, app_id={self.app_id!r}, identifier={self.identifier!r}, "
+            f"name={self.name!r}, "
             f"target_url={redact_url(self.target_url)!r}, is_active={self.is_active!r}, "
             f"events={sorted(self.subscribed_events)!r}, "
             f"has_query={self.subscription_query is not None}, "

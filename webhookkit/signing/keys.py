@@ -84,6 +84,10 @@ class SigningKey(abc.ABC):
 
     alg: ClassVar[str]
     kid: str
+    #: True for a key made by :meth:`generate` in this process (never loaded from a PEM): it
+    #: dies with the process, so a durable store shared by several processes must not rely
+    #: on it (see :mod:`webhookkit.signing.stored`).
+    ephemeral: bool = False
 
     def __init__(self, public_members: Mapping[str, str]) -> None:
         self._public = dict(public_members)
@@ -199,7 +203,9 @@ class RSAKey(SigningKey):
 
     @classmethod
     def generate(cls, bits: int = 2048) -> RSAKey:
-        return cls(rsa.generate_private_key(public_exponent=65537, key_size=bits))
+        key = cls(rsa.generate_private_key(public_exponent=65537, key_size=bits))
+        key.ephemeral = True
+        return key
 
     def sign(self, data: bytes, /) -> bytes:
         return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
@@ -249,7 +255,9 @@ class ECKey(SigningKey):
 
     @classmethod
     def generate(cls) -> ECKey:
-        return cls(ec.generate_private_key(ec.SECP256R1()))
+        key = cls(ec.generate_private_key(ec.SECP256R1()))
+        key.ephemeral = True
+        return key
 
     def sign(self, data: bytes, /) -> bytes:
         r, s = decode_dss_signature(self._key.sign(data, ec.ECDSA(hashes.SHA256())))
@@ -276,7 +284,9 @@ class Ed25519Key(SigningKey):
 
     @classmethod
     def generate(cls) -> Ed25519Key:
-        return cls(ed25519.Ed25519PrivateKey.generate())
+        key = cls(ed25519.Ed25519PrivateKey.generate())
+        key.ephemeral = True
+        return key
 
     def sign(self, data: bytes, /) -> bytes:
         return self._key.sign(data)

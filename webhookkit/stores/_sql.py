@@ -24,7 +24,7 @@ from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
 from ..exceptions import StoreError
 from ..transports.base import Timeouts
-from .base import DeliveryQuery
+from .base import DeliveryQuery, StoredKey
 
 __all__ = ["MIGRATIONS", "POSTGRES", "SCHEMA_VERSION", "SQLITE", "Dialect", "Migration", "Row"]
 
@@ -258,6 +258,36 @@ MIGRATIONS: Final = (
                 WHERE status = 'pending' AND ordering_key IS NOT NULL""",
         ),
     ),
+    Migration(
+        5,
+        "signing keys kept in the store; stable webhook identifiers",
+        (
+            # One row per JWS key; private_key is PKCS#8 PEM, or AES-256-GCM of it when
+            # encryption is 'aes-256-gcm' (see webhookkit.signing.stored).
+            """CREATE TABLE webhookkit_signing_keys (
+                kid TEXT PRIMARY KEY,
+                alg TEXT NOT NULL,
+                state TEXT NOT NULL,
+                private_key {blob} NOT NULL,
+                encryption TEXT NOT NULL,
+                retire_at {ts},
+                created_at {ts} NOT NULL,
+                updated_at {ts} NOT NULL
+            )""",
+            # At most one active key, whatever processes race: the first key created wins.
+            """CREATE UNIQUE INDEX webhookkit_signing_keys_active
+                ON webhookkit_signing_keys (state) WHERE state = 'active'""",
+            # Bumped by every change of the keys: processes poll this one row.
+            """CREATE TABLE webhookkit_signing_keys_version (
+                id INTEGER PRIMARY KEY,
+                version BIGINT NOT NULL
+            )""",
+            "INSERT INTO webhookkit_signing_keys_version (id, version) VALUES (1, 0)",
+            "ALTER TABLE webhookkit_webhooks ADD COLUMN identifier TEXT",
+            """CREATE UNIQUE INDEX webhookkit_webhooks_identifier
+                ON webhookkit_webhooks (app_id, identifier)""",
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -278,7 +308,7 @@ APP_COLUMNS: Final = "id, name, is_active, permissions, identifier, created_at"
 TOKEN_COLUMNS: Final = "id, app_id, name, token_hash, last_4, created_at"
 WEBHOOK_COLUMNS: Final = (
     "id, app_id, target_url, name, is_active, events, subscription_query, secret_key, "
-    "custom_headers, query_events, signing_profile, timeouts, created_at, ordered"
+    "custom_headers, query_events, signing_profile, timeouts, created_at, ordered, identifier"
 )
 PAYLOAD_COLUMNS: Final = "id, event, body, created_at"
 DELIVERY_COLUMNS: Final = (
@@ -553,6 +583,7 @@ def webhook_params(d: Dialect, webhook: Webhook) -> tuple[Any, ...]:
         None if timeouts is None else _dump({"connect": timeouts.connect, "total": timeouts.total}),
         d.ts(webhook.created_at),
         webhook.ordered,
+        webhook.identifier,
     )
 
 
@@ -574,6 +605,7 @@ def row_to_webhook(d: Dialect, row: Row) -> Webhook:
         timeouts=Timeouts(**json.loads(timeouts)) if timeouts is not None else None,
         created_at=d.dt(row["created_at"]),
         ordered=bool(row["ordered"]),
+        identifier=row["identifier"],
     )
 
 
@@ -703,3 +735,62 @@ DUPLICATE_TOKEN: Final = "token: a token with the same value already exists"
 MISSING_PAYLOAD: Final = (
     "add_deliveries: a delivery names a payload that is neither in the batch nor stored"
 )
+
+
+# -- signing keys kept in the store (webhookkit.signing.stored) -------------------------------
+
+#: PostgreSQL channel announcing a change of the stored signing keys (payload: new version).
+KEYS_CHANNEL: Final = "webhookkit_keys"
+SIGNING_KEY_COLUMNS: Final = (
+    "kid, alg, state, private_key, encryption, retire_at, created_at, updated_at"
+)
+LIST_SIGNING_KEYS: Final = (
+    f"SELECT {SIGNING_KEY_COLUMNS} FROM webhookkit_signing_keys ORDER BY created_at, kid"
+)
+SELECT_KEY_STATE: Final = "SELECT state FROM webhookkit_signing_keys WHERE kid = $1"
+COUNT_SIGNING_KEYS: Final = "SELECT COUNT(*) AS n FROM webhookkit_signing_keys"
+# DO NOTHING on a taken kid, and on a second active key (the unique index on active rows):
+# of processes racing to create the first key, exactly one inserts.
+INSERT_SIGNING_KEY: Final = (
+    f"{_insert('webhookkit_signing_keys', SIGNING_KEY_COLUMNS)} ON CONFLICT DO NOTHING"
+)
+RETIRE_ACTIVE_KEY: Final = """
+    UPDATE webhookkit_signing_keys SET state = 'retired', retire_at = $2, updated_at = $3
+    WHERE state = 'active' AND kid <> $1"""
+UPDATE_KEY_STATE: Final = """
+    UPDATE webhookkit_signing_keys SET state = $2, retire_at = $3, updated_at = $4
+    WHERE kid = $1"""
+DELETE_SIGNING_KEY: Final = (
+    "DELETE FROM webhookkit_signing_keys WHERE kid = $1 AND state <> 'active'"
+)
+BUMP_KEYS_VERSION: Final = (
+    "UPDATE webhookkit_signing_keys_version SET version = version + 1 WHERE id = 1 "
+    "RETURNING version"
+)
+SELECT_KEYS_VERSION: Final = "SELECT version FROM webhookkit_signing_keys_version WHERE id = 1"
+
+
+def stored_key_params(d: Dialect, key: StoredKey) -> tuple[Any, ...]:
+    return (
+        key.kid,
+        key.alg,
+        key.state,
+        bytes(key.private_key),
+        key.encryption,
+        d.ts(key.retire_at),
+        d.ts(key.created_at),
+        d.ts(key.updated_at),
+    )
+
+
+def row_to_stored_key(d: Dialect, row: Row) -> StoredKey:
+    return StoredKey(
+        kid=row["kid"],
+        alg=row["alg"],
+        state=row["state"],
+        private_key=bytes(row["private_key"]),
+        encryption=row["encryption"],
+        retire_at=d.dt(row["retire_at"]),
+        created_at=_required(d, row["created_at"]),
+        updated_at=_required(d, row["updated_at"]),
+    )

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Protocol, runtime_checkable
 
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 
-__all__ = ["DEFAULT_KEEP_FAILED", "DeliveryQuery", "Retention", "Store", "WorkNotifier"]
+__all__ = [
+    "DEFAULT_KEEP_FAILED",
+    "DeliveryQuery",
+    "KeyNotifier",
+    "KeyStore",
+    "Retention",
+    "Store",
+    "StoredKey",
+    "WorkNotifier",
+]
 
 #: How long failed deliveries are kept by default (Saleor keeps them 14 days).
 DEFAULT_KEEP_FAILED: Final = timedelta(days=14)
@@ -143,3 +152,78 @@ class WorkNotifier(Protocol):
         ...
 
     def remove_work_listener(self, callback: Callable[[], None]) -> None: ...
+
+
+# -- signing keys kept in the store (webhookkit.signing.stored) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """One JWS signing key as a store keeps it.
+
+    ``private_key`` is the PKCS#8 PEM (``encryption == "none"``) or ``nonce || AES-256-GCM
+    ciphertext`` of it (``encryption == "aes-256-gcm"``); it never appears in the repr.
+    ``state`` is ``next``, ``active`` or ``retired`` (:class:`webhookkit.signing.KeyState`).
+    """
+
+    kid: str
+    alg: str
+    state: str
+    private_key: bytes = field(repr=False)
+    encryption: str
+    retire_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """A store that keeps the JWS key set, so every process signs and publishes the same keys.
+
+    Every write also bumps :meth:`keys_version`, in the same transaction; at most one key is
+    ``active`` at any time (writes that would make a second one fail or do nothing).
+    """
+
+    async def load_keys(self) -> list[StoredKey]:
+        """Every stored key, oldest first."""
+        ...
+
+    async def add_key(self, key: StoredKey, *, only_if_empty: bool) -> bool:
+        """Insert ``key``; False (nothing written) if its kid is taken, if it is active while
+        another key is, or with ``only_if_empty`` if any key is stored: of processes racing
+        to create the first (active) key exactly one gets True."""
+        ...
+
+    async def update_key_state(
+        self,
+        kid: str,
+        state: str,
+        *,
+        retire_at: datetime | None,
+        now: datetime,
+        retire_active_at: datetime | None = None,
+    ) -> bool:
+        """Set ``kid``'s state and date; False if there is no such key. Making it ``active``
+        retires the key active until then, published until ``retire_active_at``, in the
+        same transaction."""
+        ...
+
+    async def delete_key(self, kid: str) -> bool:
+        """Delete ``kid`` unless it is the active key; True if a row went."""
+        ...
+
+    async def keys_version(self) -> int:
+        """A number that changes whenever the stored keys change (cheap to poll)."""
+        ...
+
+
+@runtime_checkable
+class KeyNotifier(Protocol):
+    """A store that announces key changes made by other processes (PostgreSQL's NOTIFY)."""
+
+    async def add_keys_listener(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback()`` in the event loop when the keys may have changed; False if
+        notifications are unavailable (the caller then relies on polling)."""
+        ...
+
+    def remove_keys_listener(self, callback: Callable[[], None]) -> None: ...

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 from ..exceptions import StoreError
-from .base import DEFAULT_KEEP_FAILED, DeliveryQuery
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
 
 __all__ = ["MemoryStore"]
 
@@ -361,6 +361,69 @@ class MemoryStore:
             f"MemoryStore(apps={len(self._apps)}, webhooks={len(self._webhooks)}, "
             f"deliveries={len(self._deliveries)})"
         )
+
+    # -- signing keys (webhookkit.signing.stored) -------------------------------------------
+    def _key_rows(self) -> dict[str, StoredKey]:
+        # Created on first use, so this section needs nothing from ``__init__``.
+        rows: dict[str, StoredKey] | None = getattr(self, "_signing_keys", None)
+        if rows is None:
+            rows = {}
+            self._signing_keys = rows
+            self._signing_keys_version = 0
+        return rows
+
+    def _keys_changed(self) -> None:
+        self._signing_keys_version += 1
+
+    async def load_keys(self) -> list[StoredKey]:
+        return sorted(self._key_rows().values(), key=lambda k: (k.created_at, k.kid))
+
+    async def add_key(self, key: StoredKey, *, only_if_empty: bool) -> bool:
+        self._check()
+        rows = self._key_rows()
+        if key.kid in rows or (only_if_empty and rows):
+            return False
+        if key.state == "active" and any(k.state == "active" for k in rows.values()):
+            return False
+        rows[key.kid] = key
+        self._keys_changed()
+        return True
+
+    async def update_key_state(
+        self,
+        kid: str,
+        state: str,
+        *,
+        retire_at: datetime | None,
+        now: datetime,
+        retire_active_at: datetime | None = None,
+    ) -> bool:
+        self._check()
+        rows = self._key_rows()
+        if kid not in rows:
+            return False
+        if state == "active":
+            for other in [k for k in rows.values() if k.state == "active" and k.kid != kid]:
+                rows[other.kid] = replace(
+                    other, state="retired", retire_at=retire_active_at, updated_at=now
+                )
+        rows[kid] = replace(rows[kid], state=state, retire_at=retire_at, updated_at=now)
+        self._keys_changed()
+        return True
+
+    async def delete_key(self, kid: str) -> bool:
+        self._check()
+        rows = self._key_rows()
+        found = rows.get(kid)
+        if found is None or found.state == "active":
+            return False
+        del rows[kid]
+        self._keys_changed()
+        return True
+
+    async def keys_version(self) -> int:
+        self._key_rows()
+        return self._signing_keys_version
 
 
 def _finished(delivery: Delivery) -> datetime:

@@ -27,7 +27,7 @@ from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 from ..exceptions import ConfigurationError, StoreError
 from . import _sql as q
-from .base import DEFAULT_KEEP_FAILED, DeliveryQuery
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
 
 __all__ = ["CHANNEL", "PostgresStore"]
 
@@ -437,6 +437,88 @@ class PostgresStore:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._pool is not None else "new"
         return f"PostgresStore(dsn={_redact_dsn(self._dsn)!r}, {state})"
+
+    # -- signing keys (webhookkit.signing.stored) -------------------------------------------
+    async def load_keys(self) -> list[StoredKey]:
+        rows = await self._fetch("load_keys", q.LIST_SIGNING_KEYS)
+        return [q.row_to_stored_key(D, r) for r in rows]
+
+    async def _keys_changed(self, conn: Any) -> None:
+        # In the writer's transaction: other processes hear of it only on commit.
+        version = await conn.fetchval(q.BUMP_KEYS_VERSION)
+        await conn.execute(_NOTIFY, q.KEYS_CHANNEL, str(version))
+
+    async def add_key(self, key: StoredKey, *, only_if_empty: bool) -> bool:
+        params = q.stored_key_params(D, key)
+        async with self._conn("add_key") as conn, conn.transaction():
+            if only_if_empty and await conn.fetchval(q.COUNT_SIGNING_KEYS):
+                return False
+            # Two processes may both have seen an empty table: the unique index on the
+            # active row lets one insert and turns the other's insert into nothing.
+            if _count(await conn.execute(q.INSERT_SIGNING_KEY, *params)) == 0:
+                return False
+            await self._keys_changed(conn)
+        return True
+
+    async def update_key_state(
+        self,
+        kid: str,
+        state: str,
+        *,
+        retire_at: datetime | None,
+        now: datetime,
+        retire_active_at: datetime | None = None,
+    ) -> bool:
+        async with self._conn("update_key_state") as conn, conn.transaction():
+            if await conn.fetchval(q.SELECT_KEY_STATE, kid) is None:
+                return False
+            if state == "active":
+                await conn.execute(q.RETIRE_ACTIVE_KEY, kid, retire_active_at, now)
+            await conn.execute(q.UPDATE_KEY_STATE, kid, state, retire_at, now)
+            await self._keys_changed(conn)
+        return True
+
+    async def delete_key(self, kid: str) -> bool:
+        async with self._conn("delete_key") as conn, conn.transaction():
+            if _count(await conn.execute(q.DELETE_SIGNING_KEY, kid)) == 0:
+                return False
+            await self._keys_changed(conn)
+        return True
+
+    async def keys_version(self) -> int:
+        row = await self._fetchrow("keys_version", q.SELECT_KEYS_VERSION)
+        return int(row["version"]) if row is not None else 0
+
+    async def add_keys_listener(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback()`` on ``NOTIFY webhookkit_keys`` (a key change committed by any
+        process), through the LISTEN connection. False without one (``listen=False``); after
+        that connection is lost and reconnected, key notifications stop and the caller's
+        polling is what remains."""
+        if self._pool is None:
+            await self.open()
+        listeners: list[Callable[[], None]] | None = getattr(self, "_keys_listeners", None)
+        if listeners is None:
+            listeners = []
+            self._keys_listeners = listeners
+        listener = self._listener
+        if listener is None:
+            return False
+        if not listeners:
+            async with self._errors("listen"):
+                await listener.add_listener(q.KEYS_CHANNEL, self._on_keys_notify)
+        listeners.append(callback)
+        return True
+
+    def remove_keys_listener(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError, AttributeError):
+            self._keys_listeners.remove(callback)
+
+    def _on_keys_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        for callback in list(getattr(self, "_keys_listeners", ())):
+            try:
+                callback()
+            except Exception:
+                log.exception("webhookkit: keys listener raised")
 
 
 async def _migrate(conn: Any) -> None:

@@ -21,7 +21,7 @@ from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 from ..exceptions import StoreError
 from . import _sql as q
-from .base import DEFAULT_KEEP_FAILED, DeliveryQuery
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
 
 __all__ = ["SQLiteStore"]
 
@@ -377,3 +377,60 @@ class SQLiteStore:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._conn is not None else "new"
         return f"SQLiteStore(path={self.path!r}, {state})"
+
+    # -- signing keys (webhookkit.signing.stored) -------------------------------------------
+    async def load_keys(self) -> list[StoredKey]:
+        rows = await self._run(lambda c: c.execute(q.LIST_SIGNING_KEYS).fetchall())
+        return [q.row_to_stored_key(D, r) for r in rows]
+
+    async def add_key(self, key: StoredKey, *, only_if_empty: bool) -> bool:
+        params = q.stored_key_params(D, key)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            # BEGIN IMMEDIATE: one writer at a time, so "empty" cannot change under us.
+            with _transaction(conn):
+                if only_if_empty and conn.execute(q.COUNT_SIGNING_KEYS).fetchone()["n"]:
+                    return False
+                if conn.execute(D.sql(q.INSERT_SIGNING_KEY), params).rowcount == 0:
+                    return False
+                conn.execute(q.BUMP_KEYS_VERSION).fetchall()
+            return True
+
+        return await self._run(work)
+
+    async def update_key_state(
+        self,
+        kid: str,
+        state: str,
+        *,
+        retire_at: datetime | None,
+        now: datetime,
+        retire_active_at: datetime | None = None,
+    ) -> bool:
+        at, until, previous_until = D.ts(now), D.ts(retire_at), D.ts(retire_active_at)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                if conn.execute(D.sql(q.SELECT_KEY_STATE), (kid,)).fetchone() is None:
+                    return False
+                if state == "active":
+                    conn.execute(D.sql(q.RETIRE_ACTIVE_KEY), (kid, previous_until, at))
+                conn.execute(D.sql(q.UPDATE_KEY_STATE), (kid, state, until, at))
+                conn.execute(q.BUMP_KEYS_VERSION).fetchall()
+            return True
+
+        return await self._run(work)
+
+    async def delete_key(self, kid: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                if conn.execute(D.sql(q.DELETE_SIGNING_KEY), (kid,)).rowcount == 0:
+                    return False
+                conn.execute(q.BUMP_KEYS_VERSION).fetchall()
+            return True
+
+        return await self._run(work)
+
+    async def keys_version(self) -> int:
+        row = await self._run(lambda c: c.execute(q.SELECT_KEYS_VERSION).fetchone())
+        return int(row["version"]) if row is not None else 0
