@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 
@@ -141,20 +142,88 @@ async def test_unknown_kid_refetches_once_then_waits_for_the_interval(
     assert jwks_server.hits == 3
 
 
-async def test_cache_expires_by_max_age_and_survives_a_failed_refresh(
+async def test_cache_expires_after_cache_ttl_and_survives_a_failed_refresh(
     jwks_server: JWKSServer,
 ) -> None:
     ticker = Ticker()
     signature = JWSSigner(jwks_server.keys).sign(BODY)
-    verifier = JWKSVerifier(jwks_server.url, refetch_interval=1, monotonic=ticker)
+    verifier = JWKSVerifier(jwks_server.url, refetch_interval=1, cache_ttl=60, monotonic=ticker)
     await verifier.verify(BODY, {"Saleor-Signature": signature})
-    ticker.now += 59  # the served Cache-Control is max-age=60
+    ticker.now += 59
     await verifier.verify(BODY, {"Saleor-Signature": signature})
     assert jwks_server.hits == 1
     ticker.now += 2
     jwks_server.status = 500
     await verifier.verify(BODY, {"Saleor-Signature": signature})  # stale keys still serve
     assert jwks_server.hits == 2
+
+
+async def test_rotation_without_publishing_first_heals_at_the_next_delivery(
+    jwks_server: JWKSServer,
+) -> None:
+    ticker = Ticker()
+    verifier = JWKSVerifier(jwks_server.url, monotonic=ticker)  # the defaults
+    await verifier.verify(BODY, {"Saleor-Signature": JWSSigner(jwks_server.keys).sign(BODY)})
+    # The sender swaps keys at once: the old key is gone, the new one signs immediately.
+    old = jwks_server.keys.active.kid
+    new = generate_key("RS256")
+    jwks_server.keys.add(new)
+    jwks_server.keys.activate(new.kid)
+    jwks_server.keys.remove(old)
+    ticker.now += 1  # Saleor's next delivery comes seconds later, past the 1 s floor
+    await verifier.verify(BODY, {"Saleor-Signature": JWSSigner(jwks_server.keys).sign(BODY)})
+    assert jwks_server.hits == 2
+
+
+async def test_unknown_kids_refetch_at_most_once_per_second_and_never_concurrently() -> None:
+    ticker = Ticker()
+    signer = JWSSigner(generate_key("EdDSA"))
+    document = json.dumps(signer.jwks()).encode()
+    calls: list[str] = []
+    running = 0
+    overlap = False
+
+    async def fetch(url: str) -> bytes:
+        nonlocal running, overlap
+        calls.append(url)
+        running += 1
+        overlap |= running > 1
+        await asyncio.sleep(0.01)
+        running -= 1
+        return document
+
+    verifier = JWKSVerifier(
+        "https://shop.example.com/.well-known/jwks.json", fetch=fetch, monotonic=ticker
+    )
+    await verifier.verify(BODY, {"Saleor-Signature": signer.sign(BODY)})
+    forged = JWSSigner(generate_key("EdDSA")).sign(BODY)
+    ticker.now += 1
+    results = await asyncio.gather(
+        *(verifier.verify(BODY, {"Saleor-Signature": forged}) for _ in range(20)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, UnknownKeyError) for r in results)
+    assert len(calls) == 2 and not overlap
+    ticker.now += 0.5
+    with pytest.raises(UnknownKeyError):
+        await verifier.verify(BODY, {"Saleor-Signature": forged})
+    assert len(calls) == 2  # within the floor: no fetch
+    ticker.now += 0.5
+    with pytest.raises(UnknownKeyError):
+        await verifier.verify(BODY, {"Saleor-Signature": forged})
+    assert len(calls) == 3
+    assert calls == ["https://shop.example.com/.well-known/jwks.json"] * 3
+
+
+@pytest.mark.parametrize("raised", [RuntimeError("boom"), OSError("down"), TimeoutError()])
+async def test_a_failing_fetch_function_gives_jwks_fetch_error(raised: Exception) -> None:
+    async def fetch(url: str) -> bytes:
+        raise raised
+
+    signer = JWSSigner(generate_key("EdDSA"))
+    verifier = JWKSVerifier("https://shop.example.com/jwks.json", fetch=fetch)
+    with pytest.raises(JWKSFetchError, match="failed"):
+        await verifier.verify(BODY, {"Saleor-Signature": signer.sign(BODY)})
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -48,6 +48,7 @@ from .standard import (
 
 __all__ = [
     "HMACVerifier",
+    "JWKSFetch",
     "JWKSVerifier",
     "StandardWebhooksVerifier",
     "Verifier",
@@ -143,23 +144,27 @@ def jwks_url_for(api_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
 
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d{1,9})\s*(?:,|$)", re.IGNORECASE)
+#: Fetches the JWKS document at a URL: returns its bytes or raises (any exception counts as a
+#: failed fetch). :func:`webhookkit.transports.fetch.http_get` is the default.
+JWKSFetch = Callable[[str], Awaitable[bytes]]
 
 
 class JWKSVerifier:
     """Saleor's default: a detached JWS in ``Saleor-Signature``, checked against the sender's
     JWKS.
 
-    The JWKS is fetched with aiohttp on first use and cached for the response's
-    ``Cache-Control: max-age`` (else ``cache_ttl`` seconds). A signature with an unknown
-    ``kid`` triggers one refetch, at most once per ``refetch_interval`` seconds, so a sender's
-    new key is picked up at once and forged kids cannot make the verifier hammer the sender.
-    If a refresh fails while older keys are cached, the older keys keep being used.
+    The JWKS is fetched on first use and cached for ``cache_ttl`` seconds. A signature whose
+    ``kid`` is unknown (or that no cached key fits) triggers a refetch, so a sender's new key is
+    picked up at the next delivery, even after a rotation that skipped publishing first.
+    Refetches are at most one per ``refetch_interval`` seconds (1 s) and never concurrent, so
+    forged kids cannot make the verifier hammer the sender. If a refresh fails while older keys
+    are cached, the older keys keep being used.
 
     Take the JWKS URL from configuration (or :func:`jwks_url_for` of the API URL you
     registered), never from the request's own ``Saleor-Api-Url`` header. ``jwks`` gives a
-    static document instead (no fetching). ``session`` lends an aiohttp session; without one
-    each fetch opens and closes its own (fetches are rare).
+    static document instead (no fetching). ``fetch`` replaces the download (default: an
+    aiohttp GET via :func:`webhookkit.transports.fetch.http_get`, limited to 256 KiB and
+    ``timeout`` seconds, on ``session`` when one is lent).
     """
 
     def __init__(
@@ -167,8 +172,9 @@ class JWKSVerifier:
         jwks_url: str | None = None,
         *,
         jwks: Mapping[str, Any] | str | bytes | None = None,
+        fetch: JWKSFetch | None = None,
         session: aiohttp.ClientSession | None = None,
-        refetch_interval: float = 30.0,
+        refetch_interval: float = 1.0,
         cache_ttl: float = 300.0,
         timeout: float = 10.0,
         algorithms: Sequence[str] = ALGORITHMS,
@@ -177,14 +183,28 @@ class JWKSVerifier:
         if (jwks_url is None) == (jwks is None):
             raise InvalidKeyError("jwks: give exactly one of jwks_url and jwks", field="jwks")
         if jwks_url is not None:
-            parts = urlsplit(jwks_url)
-            if parts.scheme not in {"http", "https"} or not parts.netloc:
+            parts = urlsplit(jwks_url) if isinstance(jwks_url, str) else None
+            if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
                 raise InvalidKeyError(f"jwks_url: {jwks_url!r} is not an http(s) URL", field="jwks")
+        for name, value in (
+            ("refetch_interval", refetch_interval),
+            ("cache_ttl", cache_ttl),
+            ("timeout", timeout),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value < float("inf")
+            ):
+                raise InvalidKeyError(f"{name}: must be a finite number >= 0", field=name)
+        if timeout <= 0:
+            raise InvalidKeyError("timeout: must be > 0", field="timeout")
         self.jwks_url = jwks_url
+        self._fetch_document = fetch
         self._session = session
-        self._refetch_interval = refetch_interval
-        self._cache_ttl = cache_ttl
-        self._timeout = timeout
+        self._refetch_interval = float(refetch_interval)
+        self._cache_ttl = float(cache_ttl)
+        self._timeout = float(timeout)
         self._algorithms = tuple(algorithms)
         self._monotonic = monotonic
         self._keys: PublicKeys | None = PublicKeys.from_jwks(jwks) if jwks is not None else None
@@ -200,43 +220,34 @@ class JWKSVerifier:
         """A verifier for the Saleor instance at ``api_url`` (``https://shop/graphql/``)."""
         return cls(jwks_url_for(api_url), **options)
 
+    async def _download(self, url: str) -> bytes:
+        if self._fetch_document is not None:
+            return await self._fetch_document(url)
+        from ..transports.fetch import http_get  # the one place that opens sockets
+
+        return await http_get(
+            url, timeout=self._timeout, limit=MAX_JWKS_BYTES, session=self._session
+        )
+
     async def _fetch(self) -> PublicKeys:
         assert self.jwks_url is not None
         self.fetches += 1
         self._fetched_at = self._monotonic()
-        timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
-            if self._session is not None:
-                return await self._download(self._session, timeout)
-            async with aiohttp.ClientSession() as session:
-                return await self._download(session, timeout)
-        except JWKSFetchError:
+            data = await self._download(self.jwks_url)
+        except asyncio.CancelledError:
             raise
-        except (aiohttp.ClientError, TimeoutError, UnicodeError) as exc:
-            raise JWKSFetchError(
-                f"JWKS: fetching {self.jwks_url} failed ({type(exc).__name__})"
-            ) from None
-
-    async def _download(
-        self, session: aiohttp.ClientSession, timeout: aiohttp.ClientTimeout
-    ) -> PublicKeys:
-        assert self.jwks_url is not None
-        async with session.get(self.jwks_url, timeout=timeout) as response:
-            if response.status != 200:
-                raise JWKSFetchError(f"JWKS: {self.jwks_url} answered HTTP {response.status}")
-            data = b""
-            while chunk := await response.content.read(MAX_JWKS_BYTES + 1 - len(data)):
-                data += chunk
-                if len(data) > MAX_JWKS_BYTES:
-                    raise JWKSFetchError(f"JWKS: larger than {MAX_JWKS_BYTES} bytes")
-            cache_control = response.headers.get("Cache-Control", "")
+        except Exception as exc:  # a fetch function may raise anything; verifiers must not
+            raise JWKSFetchError(f"JWKS: fetching {self.jwks_url} failed: {exc}") from None
+        if not isinstance(data, bytes | bytearray | str):
+            raise JWKSFetchError(f"JWKS: fetching {self.jwks_url} gave no bytes")
+        if len(data) > MAX_JWKS_BYTES:
+            raise JWKSFetchError(f"JWKS: larger than {MAX_JWKS_BYTES} bytes")
         try:
-            keys = PublicKeys.from_jwks(data)
+            keys = PublicKeys.from_jwks(bytes(data) if isinstance(data, bytearray) else data)
         except InvalidKeyError as exc:
             raise JWKSFetchError(f"JWKS: {self.jwks_url} is unusable: {exc}") from None
-        match = _MAX_AGE.search(cache_control)
-        ttl = float(match.group(1)) if match else self._cache_ttl
-        self._expires_at = self._monotonic() + max(ttl, self._refetch_interval)
+        self._expires_at = self._monotonic() + max(self._cache_ttl, self._refetch_interval)
         for kid, reason in keys.refused.items():
             log.warning("JWKS %s: key %s refused: %s", self.jwks_url, kid, reason)
         return keys
@@ -244,9 +255,9 @@ class JWKSVerifier:
     async def _refresh(self, *, seen: PublicKeys | None) -> PublicKeys:
         """Fetch unless another task already replaced ``seen`` while we waited for the lock.
 
-        A failure is remembered: until ``refetch_interval`` has passed, requests get the cached
-        keys (or the same error) instead of another fetch, so a sender that is down is not
-        hammered by every incoming request.
+        Only one fetch runs at a time. A failure is remembered: until ``refetch_interval`` has
+        passed, requests get the cached keys (or the same error) instead of another fetch, so a
+        sender that is down is not hammered by every incoming request.
         """
         async with self._lock:
             if self._keys is not seen and self._keys is not None:
@@ -255,7 +266,7 @@ class JWKSVerifier:
                 if self._keys is not None:
                     return self._keys
                 raise JWKSFetchError(
-                    f"{self._last_error} (next try within {self._refetch_interval:.0f} s)"
+                    f"{self._last_error} (next try within {self._refetch_interval:g} s)"
                 )
             try:
                 self._keys = await self._fetch()
@@ -286,10 +297,15 @@ class JWKSVerifier:
         body = body_bytes(body)
         jws = parse_detached_jws(_signature_header(headers), algorithms=self._algorithms)
         keys = await self.keys()
-        if jws.kid is not None and not keys.has_kid(jws.kid) and self._may_refetch():
-            # The sender may have rotated: look once more, then decide.
+        try:
+            keys.verify(body, jws)
+        except UnknownKeyError:
+            # The sender may have rotated (perhaps without publishing first): look once more,
+            # then decide. Within the refetch floor the cached keys answer again.
+            if not self._may_refetch():
+                raise
             keys = await self._refresh(seen=keys)
-        keys.verify(body, jws)
+            keys.verify(body, jws)
 
     def __repr__(self) -> str:
         source = self.jwks_url if self.jwks_url is not None else "static"
