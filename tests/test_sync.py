@@ -9,9 +9,10 @@ import pytest
 from aiohttp import web
 from conftest import LOOPBACK, Received, Receiver
 
-from webhookkit import ConfigurationError, WebhookKit, verify_hmac
-from webhookkit.delivery.sync import BreakerConfig, CircuitBreaker
+from webhookkit import ConfigurationError, HTTPTransport, SyncConfig, WebhookKit, verify_hmac
+from webhookkit.delivery.sync import BreakerConfig, CircuitBreaker, SyncCaller
 from webhookkit.testing import FakeClock
+from webhookkit.transports import TransportRouter
 
 ReceiverFactory = Callable[[], Awaitable[Receiver]]
 
@@ -25,6 +26,15 @@ async def sync_webhook(kit: WebhookKit, url: str, **kwargs: object) -> str:
         **kwargs,  # type: ignore[arg-type]
     )
     return webhook.id
+
+
+def sync_kit(clock: FakeClock) -> WebhookKit:
+    """A kit with the sync response cache on (300 s), delivering to loopback."""
+    return WebhookKit(
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        sync=SyncConfig(cache_ttl=300),
+    )
 
 
 def json_answer(data: object, status: int = 200) -> Callable[[web.Request, Received], web.Response]:
@@ -76,18 +86,73 @@ async def test_request_rejects_async_events_and_trigger_rejects_sync(kit: Webhoo
         await kit.trigger("CHECKOUT_CALCULATE_TAXES", payload={})
 
 
-async def test_response_cache_reuses_answers_and_remembers_failures_briefly(
-    clock: FakeClock, receiver: Receiver
-) -> None:
+async def test_response_cache_reuses_answers(clock: FakeClock, receiver: Receiver) -> None:
     receiver.handler = json_answer({"n": 1})
-    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK, sync_cache_ttl=300) as kit:
+    async with sync_kit(clock) as kit:
         await sync_webhook(kit, receiver.url)
         first = await kit.request("CHECKOUT_CALCULATE_TAXES", payload={"c": 1})
         second = await kit.request("CHECKOUT_CALCULATE_TAXES", payload={"c": 1})
         other = await kit.request("CHECKOUT_CALCULATE_TAXES", payload={"c": 2})
-    assert [r.cached for r in first + second + other] == [False, True, False]
+        await clock.advance(301)  # the kit's clock, not the wall clock, expires answers
+        third = await kit.request("CHECKOUT_CALCULATE_TAXES", payload={"c": 1})
+    assert [r.cached for r in first + second + other + third] == [False, True, False, False]
     assert second[0].data == {"n": 1}
+    assert len(receiver.received) == 3
+
+
+async def test_response_cache_remembers_failures_for_one_second(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    receiver.statuses = [500]  # the first call fails, later ones succeed
+    receiver.handler = None
+    async with sync_kit(clock) as kit:
+        await sync_webhook(kit, receiver.url)
+        failed = await kit.request("CHECKOUT_CALCULATE_TAXES", payload={"c": 1})
+        await clock.advance(0.5)
+        remembered = await kit.request("CHECKOUT_CALCULATE_TAXES", payload={"c": 1})
+        await clock.advance(0.6)
+        fresh = await kit.request("CHECKOUT_CALCULATE_TAXES", payload={"c": 1})
+    assert failed[0].error == "HTTP 500" and not failed[0].cached
+    assert remembered[0].error == "HTTP 500" and remembered[0].cached
+    assert fresh[0].error == "not JSON" and not fresh[0].cached  # the receiver answers "ok"
     assert len(receiver.received) == 2
+
+
+async def test_response_cache_is_bounded_least_recently_used_first(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    receiver.handler = json_answer({"n": 1})
+    async with sync_kit(clock) as kit:
+        webhook_id = await sync_webhook(kit, receiver.url)
+        webhook = await kit.webhooks.get(webhook_id)
+        app = await kit.apps.get(webhook.app_id)
+        caller = SyncCaller(
+            router=kit.router,
+            clock=clock,
+            message=kit.scheduler.message,
+            cache_ttl=300,
+            cache_size=2,
+        )
+        for body in (b"1", b"2", b"1", b"3"):  # "2" is the least recently used when "3" comes
+            await caller.call("checkout_calculate_taxes", body, webhook, app)
+        assert caller.cache_len == 2
+        hits = [
+            (await caller.call("checkout_calculate_taxes", body, webhook, app)).cached
+            for body in (b"1", b"3", b"2")
+        ]
+    assert hits == [True, True, False]
+    assert caller.calls == 4
+
+
+def test_cache_size_must_be_a_positive_integer(clock: FakeClock) -> None:
+    for bad in (0, -1, 1.5, "10", True):
+        with pytest.raises(ConfigurationError, match="cache_size"):
+            SyncCaller(
+                router=TransportRouter(),
+                clock=clock,
+                message=None,  # type: ignore[arg-type]
+                cache_size=bad,  # type: ignore[arg-type]
+            )
 
 
 def test_breaker_opens_at_saleors_thresholds_and_recovers(clock: FakeClock) -> None:
@@ -134,7 +199,11 @@ async def test_breaker_reopens_from_half_open(clock: FakeClock) -> None:
 async def test_open_breaker_skips_the_call(clock: FakeClock, receiver: Receiver) -> None:
     receiver.statuses = [500, 500]
     config = BreakerConfig(open_errors=2, open_rate=0.5)
-    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK, sync_breaker=config) as kit:
+    async with WebhookKit(
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        sync=SyncConfig(breaker=config),
+    ) as kit:
         await sync_webhook(kit, receiver.url)
         for _ in range(2):
             await kit.request("CHECKOUT_CALCULATE_TAXES", payload={})

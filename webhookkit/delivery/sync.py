@@ -12,8 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
-import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -21,11 +20,14 @@ from typing import Any, Protocol
 from .._ids import new_id
 from ..apps import App, Webhook
 from ..clock import Clock
-from ..exceptions import DeliveryError, WebhookKitError
+from ..exceptions import ConfigurationError, DeliveryError, WebhookKitError
 from ..transports.base import OutboundMessage, TransportRouter
 from .records import Payload
 
-__all__ = ["BreakerConfig", "CircuitBreaker", "SyncCaller", "SyncResponse"]
+__all__ = ["DEFAULT_CACHE_SIZE", "BreakerConfig", "CircuitBreaker", "SyncCaller", "SyncResponse"]
+
+#: How many answers the response cache keeps at most (least recently used go first).
+DEFAULT_CACHE_SIZE = 10_000
 
 log = logging.getLogger("webhookkit.sync")
 
@@ -131,7 +133,12 @@ class CircuitBreaker:
 
 
 class SyncCaller:
-    """Sends one sync event to its webhooks concurrently and collects the answers."""
+    """Sends one sync event to its webhooks concurrently and collects the answers.
+
+    With ``cache_ttl`` set, answers are cached per webhook and body for that many seconds of
+    the kit's ``clock`` (failures for ``failure_ttl``), at most ``cache_size`` of them: the
+    least recently used answer is dropped first.
+    """
 
     def __init__(
         self,
@@ -143,7 +150,10 @@ class SyncCaller:
         failure_ttl: float = 1.0,
         breaker: CircuitBreaker | None = None,
         body_limit: int = 1 << 20,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ConfigurationError("cache_size: must be an integer >= 1", field="cache_size")
         self._router = router
         self._clock = clock
         self._message = message
@@ -151,8 +161,14 @@ class SyncCaller:
         self._failure_ttl = failure_ttl
         self.breaker = breaker
         self._body_limit = body_limit
-        self._cache: dict[tuple[str, str], tuple[float, SyncResponse]] = {}
+        self._cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], tuple[datetime, SyncResponse]] = OrderedDict()
         self.calls = 0
+
+    @property
+    def cache_len(self) -> int:
+        """How many answers the cache holds now (expired ones included until touched)."""
+        return len(self._cache)
 
     async def call_all(
         self, event: str, groups: list[tuple[bytes, list[tuple[Webhook, App]]]]
@@ -164,12 +180,30 @@ class SyncCaller:
         ]
         return list(await asyncio.gather(*tasks))
 
+    def _cached(self, key: tuple[str, str]) -> SyncResponse | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        if hit[0] <= self._clock.now():
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return _replace_cached(hit[1])
+
+    def _remember(self, key: tuple[str, str], response: SyncResponse) -> None:
+        assert self._cache_ttl is not None
+        ttl = self._cache_ttl if response.error is None else self._failure_ttl
+        self._cache[key] = (self._clock.now() + timedelta(seconds=ttl), response)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
     async def call(self, event: str, body: bytes, webhook: Webhook, app: App) -> SyncResponse:
         key = (webhook.id, hashlib.sha256(body).hexdigest())
         if self._cache_ttl is not None:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] > time.monotonic():
-                return _replace_cached(hit[1])
+            hit = self._cached(key)
+            if hit is not None:
+                return hit
         if self.breaker is not None and not self.breaker.allow(app.id):
             return SyncResponse(webhook.id, app.id, None, skipped="circuit open for this app")
         scheme = webhook.target_url.split(":", 1)[0].lower()
@@ -181,8 +215,7 @@ class SyncCaller:
         if self.breaker is not None:
             self.breaker.record(app.id, response.error is None)
         if self._cache_ttl is not None:
-            ttl = self._cache_ttl if response.error is None else self._failure_ttl
-            self._cache[key] = (time.monotonic() + ttl, response)
+            self._remember(key, response)
         return response
 
     async def _send(self, event: str, body: bytes, webhook: Webhook, app: App) -> SyncResponse:
@@ -207,7 +240,7 @@ class SyncCaller:
             )
         try:
             data = json.loads(result.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return SyncResponse(webhook.id, app.id, None, result.status_code, error="not JSON")
         return SyncResponse(webhook.id, app.id, data, result.status_code)
 
