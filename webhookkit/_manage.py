@@ -26,6 +26,7 @@ from .apps import (
 from .clock import Clock
 from .events import EventRegistry, EventType
 from .exceptions import DuplicateError, InvalidFieldError, NotFoundError
+from .filters import PayloadFilter, compile_filter
 from .payloads import PayloadBuilder
 from .stores.base import Store
 from .transports.base import Timeouts, TransportRouter
@@ -44,6 +45,13 @@ TOKEN_BYTES = 24  # 32 URL-safe characters, 192 bits
 
 def _new_id() -> str:
     return new_id()
+
+
+def _filter(document: Mapping[str, Any] | PayloadFilter | None) -> PayloadFilter | None:
+    """The compiled content filter; None or ``{}`` means no filter (Outpost's convention)."""
+    if document is None or (isinstance(document, Mapping) and not document):
+        return None
+    return compile_filter(document)
 
 
 class AppManager:
@@ -218,6 +226,7 @@ class WebhookManager:
         signing_profile: str = "saleor",
         timeouts: Timeouts | None = None,
         ordered: bool = False,
+        filter: Mapping[str, Any] | PayloadFilter | None = None,
     ) -> Webhook:
         """Validate every field, then store; any rule broken raises before anything is kept."""
         app_id = app.id if isinstance(app, App) else app
@@ -237,6 +246,7 @@ class WebhookManager:
             signing_profile=validate_signing_profile(signing_profile),
             timeouts=timeouts,
             ordered=bool(ordered),
+            filter=_filter(filter),
             created_at=self._clock.now(),
         )
         await self._store.put_webhook(webhook)
@@ -266,6 +276,7 @@ class WebhookManager:
         signing_profile: str | _Unset = UNSET,
         timeouts: Timeouts | _Unset | None = UNSET,
         ordered: bool | _Unset = UNSET,
+        filter: Mapping[str, Any] | PayloadFilter | _Unset | None = UNSET,
     ) -> Webhook:
         webhook = await self.get(webhook_id)
         changes: dict[str, Any] = {}
@@ -290,6 +301,8 @@ class WebhookManager:
             changes["timeouts"] = timeouts
         if not isinstance(ordered, _Unset):
             changes["ordered"] = bool(ordered)
+        if not isinstance(filter, _Unset):
+            changes["filter"] = _filter(filter)
         updated = dataclasses.replace(webhook, **changes)
         await self._store.put_webhook(updated)
         return updated

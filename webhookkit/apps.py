@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from ._secret import REDACTED, Secret, redact_url
 from .events import EventRegistry, EventType
 from .exceptions import InvalidEventsError, InvalidFieldError, InvalidHeaderError, InvalidURLError
+from .filters import PayloadFilter
 from .transports.base import Timeouts
 
 __all__ = [
@@ -100,6 +101,8 @@ class Webhook:
     query_events: frozenset[str] = frozenset()
     signing_profile: str = "saleor"
     timeouts: Timeouts | None = None
+    #: Content filter (:mod:`webhookkit.filters`): payloads it does not match are skipped.
+    filter: PayloadFilter | None = None
     #: Opt-in ordering: deliveries with the same ordering key go one at a time, in order.
     ordered: bool = False
     created_at: datetime | None = None

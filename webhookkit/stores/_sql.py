@@ -23,6 +23,7 @@ from .._secret import Secret
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
 from ..exceptions import StoreError
+from ..filters import filter_from_json
 from ..transports.base import Timeouts
 from .base import DeliveryQuery, StoredKey
 
@@ -288,6 +289,11 @@ MIGRATIONS: Final = (
                 ON webhookkit_webhooks (app_id, identifier)""",
         ),
     ),
+    Migration(
+        7,
+        "webhook payload filters",
+        ("ALTER TABLE webhookkit_webhooks ADD COLUMN payload_filter {json}",),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -308,6 +314,7 @@ APP_COLUMNS: Final = "id, name, is_active, permissions, identifier, created_at"
 TOKEN_COLUMNS: Final = "id, app_id, name, token_hash, last_4, created_at"
 WEBHOOK_COLUMNS: Final = (
     "id, app_id, target_url, name, is_active, events, subscription_query, secret_key, "
+    "payload_filter, "
     "custom_headers, query_events, signing_profile, timeouts, created_at, ordered, identifier"
 )
 PAYLOAD_COLUMNS: Final = "id, event, body, created_at"
@@ -577,6 +584,7 @@ def webhook_params(d: Dialect, webhook: Webhook) -> tuple[Any, ...]:
         _dump(sorted(webhook.events)),
         webhook.subscription_query,
         webhook.secret_key.reveal() if webhook.secret_key is not None else None,
+        None if webhook.filter is None else webhook.filter.to_json(),
         _dump([list(pair) for pair in webhook.custom_headers]),
         _dump(sorted(webhook.query_events)),
         webhook.signing_profile,
@@ -589,6 +597,7 @@ def webhook_params(d: Dialect, webhook: Webhook) -> tuple[Any, ...]:
 
 def row_to_webhook(d: Dialect, row: Row) -> Webhook:
     secret = row["secret_key"]
+    stored_filter = row["payload_filter"]
     timeouts = row["timeouts"]
     return Webhook(
         id=row["id"],
@@ -599,6 +608,7 @@ def row_to_webhook(d: Dialect, row: Row) -> Webhook:
         events=_names(row["events"]),
         subscription_query=row["subscription_query"],
         secret_key=Secret(secret) if secret is not None else None,
+        filter=filter_from_json(stored_filter) if stored_filter is not None else None,
         custom_headers=_pairs(row["custom_headers"]),
         query_events=_names(row["query_events"]),
         signing_profile=row["signing_profile"],
