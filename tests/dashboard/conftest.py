@@ -14,9 +14,11 @@ import pytest
 from aiohttp import web
 from fastapi import FastAPI
 
+import webhookkit
 from webhookkit import HTTPTransport, RetryPolicy, WebhookKit
 from webhookkit.clock import Clock
 from webhookkit.dashboard import Dashboard, DashboardRequest
+from webhookkit.delivery.isolation import IsolationConfig
 from webhookkit.payloads.graphql import GraphQLPayloads
 
 #: A small Saleor-shaped host schema: Subscription.event returns the Event interface.
@@ -40,14 +42,25 @@ PERMISSIONS_HEADER = "x-test-permissions"
 ADMIN = {PERMISSIONS_HEADER: "MANAGE_APPS"}
 
 
-def make_kit(*, clock: Clock | None = None, attempts: int = 1) -> WebhookKit:
+def make_kit(
+    *, clock: Clock | None = None, attempts: int = 1, isolation: IsolationConfig | None = None
+) -> WebhookKit:
     """The one place the dashboard tests build a kit (the constructor is being reshaped)."""
+    options: dict[str, Any] = {}
+    if isolation is not None:
+        # The grouped constructor takes it in DeliveryConfig; the flat one as a keyword.
+        delivery_config = getattr(webhookkit, "DeliveryConfig", None)
+        if delivery_config is not None:
+            options["delivery"] = delivery_config(isolation=isolation)
+        else:
+            options["isolation"] = isolation
     return WebhookKit(
         domain="shop.example.com",
         retry=RetryPolicy.saleor(attempts),
         clock=clock,
         transports=[HTTPTransport(allow_addresses=["127.0.0.1/32"])],
         payloads=GraphQLPayloads(SCHEMA),
+        **options,
     )
 
 
@@ -60,12 +73,13 @@ async def load_order(object_id: str) -> dict[str, Any] | None:
     return ORDERS.get(object_id)
 
 
-def make_dashboard(kit: WebhookKit) -> Dashboard:
+def make_dashboard(kit: WebhookKit, page_size: int = 50) -> Dashboard:
     return Dashboard(
         kit,
         authorize=permissions_from_header,
         object_loader=load_order,
         secret="tests-only-csrf-secret",
+        page_size=page_size,
     )
 
 
@@ -102,10 +116,10 @@ async def start_aiohttp_host(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 @asynccontextmanager
-async def serve(kind: str, kit: WebhookKit) -> AsyncIterator[Host]:
+async def serve(kind: str, kit: WebhookKit, page_size: int = 50) -> AsyncIterator[Host]:
     """The dashboard mounted at /webhooks: ``aiohttp`` as a sub-app of a real server on
     loopback, ``asgi`` as an ASGI app in FastAPI reached through httpx's ASGI transport."""
-    dashboard = make_dashboard(kit)
+    dashboard = make_dashboard(kit, page_size)
     if kind == "aiohttp":
         app = web.Application()
         app.add_subapp("/webhooks/", dashboard.aiohttp_app())
@@ -123,8 +137,38 @@ async def serve(kind: str, kit: WebhookKit) -> AsyncIterator[Host]:
             yield Host(kit, dashboard, "http://host.test/webhooks", client)
 
 
+@pytest.fixture
+async def aiohttp_host(kit: WebhookKit) -> AsyncIterator[Host]:
+    async with serve("aiohttp", kit) as served:
+        yield served
+
+
 @pytest.fixture(params=["aiohttp", "asgi"])
 async def host(request: pytest.FixtureRequest, kit: WebhookKit) -> AsyncIterator[Host]:
     """Each test using it runs against both adapters."""
     async with serve(request.param, kit) as served:
         yield served
+
+
+class Browser:
+    """A form-filling client: keeps the session cookie and the page's CSRF token."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.token = ""
+
+    async def get(self, path: str, status: int = 200) -> str:
+        response = await self.host.client.get(self.host.base + path, headers=ADMIN)
+        assert response.status_code == status, response.text
+        if CSRF_RE.search(response.text):
+            self.token = csrf_of(response.text)
+        return response.text
+
+    async def post(self, path: str, data: dict[str, Any], status: int = 303) -> httpx.Response:
+        if not self.token:
+            await self.get("/apps")
+        response = await self.host.client.post(
+            self.host.base + path, headers=ADMIN, data={"csrf_token": self.token, **data}
+        )
+        assert response.status_code == status, response.text
+        return response

@@ -450,8 +450,8 @@ async def _find_deliveries(
     if app and "app_id" in _QUERY_FIELDS:
         query["app_id"] = app
     elif app:
-        # Stores without an app filter: read from the start and filter here.
-        query.update(limit=min(offset + limit, 10_000), offset=0)
+        # Stores without an app filter: read the newest 10,000 and filter here.
+        query.update(limit=10_000, offset=0)
         rows = await ctx.kit.list_deliveries(DeliveryQuery(**query))
         return [d for d in rows if d.app_id == app][offset : offset + limit]
     return await ctx.kit.list_deliveries(DeliveryQuery(**query))
