@@ -24,6 +24,7 @@ from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
 from ..exceptions import StoreError
 from ..filters import filter_from_json
+from ..installations import AppInstallation, InstallationStatus
 from ..transports.base import Timeouts
 from .base import DeliveryQuery, StoredKey
 
@@ -257,6 +258,26 @@ MIGRATIONS: Final = (
             """CREATE INDEX webhookkit_deliveries_order
                 ON webhookkit_deliveries (webhook_id, ordering_key, seq)
                 WHERE status = 'pending' AND ordering_key IS NOT NULL""",
+        ),
+    ),
+    Migration(
+        4,
+        "app installations",
+        (
+            """CREATE TABLE webhookkit_app_installations (
+                id TEXT PRIMARY KEY,
+                app_name TEXT NOT NULL,
+                manifest_url TEXT NOT NULL,
+                status TEXT NOT NULL,
+                permissions {json} NOT NULL,
+                activate_after_installation {bool} NOT NULL,
+                message TEXT,
+                app_id TEXT,
+                created_at {ts} NOT NULL,
+                updated_at {ts} NOT NULL
+            )""",
+            """CREATE INDEX webhookkit_app_installations_created
+                ON webhookkit_app_installations (created_at, id)""",
         ),
     ),
     Migration(
@@ -801,6 +822,52 @@ def row_to_stored_key(d: Dialect, row: Row) -> StoredKey:
         private_key=bytes(row["private_key"]),
         encryption=row["encryption"],
         retire_at=d.dt(row["retire_at"]),
+        created_at=_required(d, row["created_at"]),
+        updated_at=_required(d, row["updated_at"]),
+    )
+
+
+# -- app installations (webhookkit.graphql's appInstall) ----------------------------------------
+
+INSTALLATION_COLUMNS: Final = (
+    "id, app_name, manifest_url, status, permissions, activate_after_installation, message, "
+    "app_id, created_at, updated_at"
+)
+UPSERT_INSTALLATION: Final = _upsert("webhookkit_app_installations", INSTALLATION_COLUMNS)
+SELECT_INSTALLATION: Final = (
+    f"SELECT {INSTALLATION_COLUMNS} FROM webhookkit_app_installations WHERE id = $1"
+)
+LIST_INSTALLATIONS: Final = (
+    f"SELECT {INSTALLATION_COLUMNS} FROM webhookkit_app_installations ORDER BY created_at, id"
+)
+DELETE_INSTALLATION: Final = "DELETE FROM webhookkit_app_installations WHERE id = $1"
+
+
+def installation_params(d: Dialect, installation: AppInstallation) -> tuple[Any, ...]:
+    return (
+        installation.id,
+        installation.app_name,
+        installation.manifest_url,
+        installation.status.value,
+        _dump(sorted(installation.permissions)),
+        installation.activate_after_installation,
+        installation.message,
+        installation.app_id,
+        d.ts(installation.created_at),
+        d.ts(installation.updated_at),
+    )
+
+
+def row_to_installation(d: Dialect, row: Row) -> AppInstallation:
+    return AppInstallation(
+        id=row["id"],
+        app_name=row["app_name"],
+        manifest_url=row["manifest_url"],
+        status=InstallationStatus(row["status"]),
+        permissions=_names(row["permissions"]),
+        activate_after_installation=bool(row["activate_after_installation"]),
+        message=row["message"],
+        app_id=row["app_id"],
         created_at=_required(d, row["created_at"]),
         updated_at=_required(d, row["updated_at"]),
     )

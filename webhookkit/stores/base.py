@@ -9,6 +9,7 @@ from typing import Final, Protocol, runtime_checkable
 
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+from ..installations import AppInstallation
 
 __all__ = [
     "DEFAULT_KEEP_FAILED",
@@ -141,6 +142,18 @@ class Store(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+    # app installations (webhookkit.graphql) ------------------------------------------------
+    async def put_installation(self, installation: AppInstallation) -> None:
+        """Insert or replace the installation with this id."""
+        ...
+
+    async def get_installation(self, installation_id: str) -> AppInstallation | None: ...
+    async def list_installations(self) -> list[AppInstallation]:
+        """Every installation, oldest first."""
+        ...
+
+    async def delete_installation(self, installation_id: str) -> bool: ...
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 from ..exceptions import StoreError
+from ..installations import AppInstallation
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
 
 __all__ = ["MemoryStore"]
@@ -355,6 +356,29 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         self._closed = True
+
+    # -- app installations (webhookkit.graphql) ---------------------------------------------
+    def _installation_rows(self) -> dict[str, AppInstallation]:
+        # Created on first use, so this section needs nothing from ``__init__``.
+        rows: dict[str, AppInstallation] | None = getattr(self, "_installations", None)
+        if rows is None:
+            rows = {}
+            self._installations = rows
+        return rows
+
+    async def put_installation(self, installation: AppInstallation) -> None:
+        self._check()
+        self._installation_rows()[installation.id] = installation
+
+    async def get_installation(self, installation_id: str) -> AppInstallation | None:
+        return self._installation_rows().get(installation_id)
+
+    async def list_installations(self) -> list[AppInstallation]:
+        return sorted(self._installation_rows().values(), key=lambda i: (i.created_at, i.id))
+
+    async def delete_installation(self, installation_id: str) -> bool:
+        self._check()
+        return self._installation_rows().pop(installation_id, None) is not None
 
     def __repr__(self) -> str:
         return (

@@ -26,6 +26,7 @@ from .._secret import REDACTED, redact_url
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 from ..exceptions import ConfigurationError, StoreError
+from ..installations import AppInstallation
 from . import _sql as q
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
 
@@ -433,6 +434,24 @@ class PostgresStore:
                 await pool.close()
             # Wake anyone in wait_for_work so they notice the store is gone.
             self._work.set()
+
+    # -- app installations (webhookkit.graphql) ---------------------------------------------
+    async def put_installation(self, installation: AppInstallation) -> None:
+        await self._execute(
+            "put_installation", q.UPSERT_INSTALLATION, *q.installation_params(D, installation)
+        )
+
+    async def get_installation(self, installation_id: str) -> AppInstallation | None:
+        row = await self._fetchrow("get_installation", q.SELECT_INSTALLATION, installation_id)
+        return q.row_to_installation(D, row) if row is not None else None
+
+    async def list_installations(self) -> list[AppInstallation]:
+        rows = await self._fetch("list_installations", q.LIST_INSTALLATIONS)
+        return [q.row_to_installation(D, r) for r in rows]
+
+    async def delete_installation(self, installation_id: str) -> bool:
+        status = await self._execute("delete_installation", q.DELETE_INSTALLATION, installation_id)
+        return _count(status) > 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._pool is not None else "new"

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
 from ..exceptions import StoreError
+from ..installations import AppInstallation
 from . import _sql as q
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
 
@@ -373,6 +374,27 @@ class SQLiteStore:
                 finally:
                     # The thread is idle by now: joining it takes no time worth a hop.
                     executor.shutdown(wait=True)
+
+    # -- app installations (webhookkit.graphql) ---------------------------------------------
+    async def put_installation(self, installation: AppInstallation) -> None:
+        params = q.installation_params(D, installation)
+        await self._run(lambda c: c.execute(D.sql(q.UPSERT_INSTALLATION), params))
+
+    async def get_installation(self, installation_id: str) -> AppInstallation | None:
+        row = await self._run(
+            lambda c: c.execute(D.sql(q.SELECT_INSTALLATION), (installation_id,)).fetchone()
+        )
+        return q.row_to_installation(D, row) if row is not None else None
+
+    async def list_installations(self) -> list[AppInstallation]:
+        rows = await self._run(lambda c: c.execute(q.LIST_INSTALLATIONS).fetchall())
+        return [q.row_to_installation(D, r) for r in rows]
+
+    async def delete_installation(self, installation_id: str) -> bool:
+        cursor = await self._run(
+            lambda c: c.execute(D.sql(q.DELETE_INSTALLATION), (installation_id,))
+        )
+        return cursor.rowcount > 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._conn is not None else "new"
