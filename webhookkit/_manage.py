@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -32,6 +33,8 @@ from .stores.base import Store
 from .transports.base import Timeouts, TransportRouter
 
 __all__ = ["AppManager", "WebhookManager"]
+
+log = logging.getLogger("webhookkit.setup")
 
 
 class _Unset:
@@ -178,6 +181,56 @@ class AppManager:
         app = await self._store.get_app(token.app_id)
         return app if app is not None and app.is_active else None
 
+    # -- declarative setup ---------------------------------------------------------------
+    async def ensure(
+        self,
+        *,
+        identifier: str,
+        name: str,
+        permissions: Iterable[str] = (),
+        is_active: bool = True,
+    ) -> App:
+        """The app with ``identifier``, made to have these fields: created if missing,
+        updated where a field differs, left alone otherwise. Safe to call on every start.
+
+        Tokens are not touched: create them once with :meth:`create_token` (the raw value is
+        shown only then). With several apps holding ``identifier`` (made by earlier
+        ``create`` calls), the oldest is used and a warning logged.
+        """
+        if not isinstance(identifier, str) or not identifier.strip():
+            raise InvalidFieldError(
+                "identifier: ensure() needs a non-empty identifier", field="identifier"
+            )
+        identifier = validate_name(identifier, field_name="identifier")
+        found = sorted(
+            (a for a in await self._store.list_apps() if a.identifier == identifier),
+            key=lambda a: (a.created_at is None, a.created_at or self._clock.now(), a.id),
+        )
+        if not found:
+            app = await self.create(
+                name, permissions=permissions, is_active=is_active, identifier=identifier
+            )
+            log.info("app %r created (id %s)", identifier, app.id)
+            return app
+        if len(found) > 1:
+            log.warning(
+                "apps %s share the identifier %r; ensure() keeps %s, delete the others",
+                [a.id for a in found],
+                identifier,
+                found[0].id,
+            )
+        app = found[0]
+        wanted: dict[str, Any] = {
+            "name": name,
+            "permissions": self._permissions(permissions),
+            "is_active": bool(is_active),
+        }
+        changed = {k: v for k, v in wanted.items() if getattr(app, k) != v}
+        if not changed:
+            return app
+        log.info("app %r updated: %s", identifier, sorted(changed))
+        return await self.update(app.id, **changed)
+
 
 class WebhookManager:
     """``kit.webhooks``: webhooks of apps."""
@@ -217,6 +270,7 @@ class WebhookManager:
         app: App | str,
         *,
         target_url: str,
+        identifier: str | None = None,
         events: Iterable[str | EventType] = (),
         name: str = "",
         is_active: bool = True,
@@ -235,6 +289,7 @@ class WebhookManager:
         webhook = Webhook(
             id=_new_id(),
             app_id=app_id,
+            identifier=await self._identifier(app_id, identifier),
             name=validate_name(name),
             target_url=self._target(target_url),
             is_active=bool(is_active),
@@ -267,6 +322,7 @@ class WebhookManager:
         webhook_id: str,
         *,
         target_url: str | _Unset = UNSET,
+        identifier: str | _Unset | None = UNSET,
         events: Iterable[str | EventType] | _Unset = UNSET,
         name: str | _Unset = UNSET,
         is_active: bool | _Unset = UNSET,
@@ -280,6 +336,8 @@ class WebhookManager:
     ) -> Webhook:
         webhook = await self.get(webhook_id)
         changes: dict[str, Any] = {}
+        if not isinstance(identifier, _Unset):
+            changes["identifier"] = await self._identifier(webhook.app_id, identifier, webhook.id)
         if not isinstance(target_url, _Unset):
             changes["target_url"] = self._target(target_url)
         if not isinstance(events, _Unset):
@@ -310,3 +368,94 @@ class WebhookManager:
     async def delete(self, webhook_id: str) -> None:
         if not await self._store.delete_webhook(webhook_id):
             raise NotFoundError(f"webhook: no webhook with id {webhook_id!r}", field="webhook")
+
+    async def _identifier(
+        self, app_id: str, identifier: str | None, webhook_id: str | None = None
+    ) -> str | None:
+        """A valid identifier not held by another webhook of the app (None stays None)."""
+        if identifier is None:
+            return None
+        if not isinstance(identifier, str) or not identifier.strip():
+            raise InvalidFieldError(
+                "identifier: must be a non-empty string or None", field="identifier"
+            )
+        identifier = validate_name(identifier, field_name="identifier")
+        for other in await self._store.list_webhooks(app_id):
+            if other.identifier == identifier and other.id != webhook_id:
+                raise DuplicateError(
+                    f"identifier: webhook {other.id!r} of this app already has {identifier!r}",
+                    field="identifier",
+                )
+        return identifier
+
+    # -- declarative setup ---------------------------------------------------------------
+    async def ensure(
+        self,
+        app: App | str,
+        *,
+        identifier: str,
+        target_url: str,
+        events: Iterable[str | EventType] = (),
+        name: str = "",
+        is_active: bool = True,
+        subscription_query: str | None = None,
+        secret_key: str | Secret | Sequence[str | Secret] | None = None,
+        custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        signing_profile: str = "saleor",
+        timeouts: Timeouts | None = None,
+        ordered: bool = False,
+        **other: Any,
+    ) -> Webhook:
+        """The app's webhook with ``identifier``, made to have exactly these fields: created
+        if missing, updated where a field differs (same id, deliveries and history kept),
+        left alone otherwise. Fields left out take :meth:`create`'s defaults, so what the
+        call says is what the webhook is. ``other`` passes further fields of :meth:`create`;
+        they are written on every call.
+        """
+        app_id = app.id if isinstance(app, App) else app
+        if not isinstance(identifier, str) or not identifier.strip():
+            raise InvalidFieldError(
+                "identifier: ensure() needs a non-empty identifier", field="identifier"
+            )
+        fields: dict[str, Any] = {
+            "target_url": target_url,
+            "events": events,
+            "name": name,
+            "is_active": is_active,
+            "subscription_query": subscription_query,
+            "secret_key": secret_key,
+            "custom_headers": custom_headers,
+            "signing_profile": signing_profile,
+            "timeouts": timeouts,
+            "ordered": ordered,
+        }
+        if await self._store.get_app(app_id) is None:
+            raise NotFoundError(f"app: no app with id {app_id!r}", field="app")
+        current = next(
+            (w for w in await self._store.list_webhooks(app_id) if w.identifier == identifier),
+            None,
+        )
+        if current is None:
+            webhook = await self.create(app_id, identifier=identifier, **fields, **other)
+            log.info("webhook %r created (id %s)", identifier, webhook.id)
+            return webhook
+        # The stored form of each field, validated as create() does, compared to what is kept.
+        wanted: dict[str, Any] = {
+            "target_url": self._target(target_url),
+            "events": validate_events(self._registry, events),
+            "name": validate_name(name),
+            "is_active": bool(is_active),
+            "subscription_query": subscription_query,
+            "secret_key": validate_secret_key(secret_key),
+            "custom_headers": validate_custom_headers(custom_headers),
+            "signing_profile": validate_signing_profile(signing_profile),
+            "timeouts": timeouts,
+            "ordered": bool(ordered),
+        }
+        changed = [k for k, v in wanted.items() if getattr(current, k) != v]
+        if not changed and not other:
+            return current
+        if changed:
+            # Names only: secret_key and custom headers may hold secrets.
+            log.info("webhook %r updated: %s", identifier, changed)
+        return await self.update(current.id, **{k: fields[k] for k in changed}, **other)
