@@ -19,7 +19,13 @@ from webhookkit import (
     UnknownPermissionError,
     WebhookKit,
 )
-from webhookkit.apps import validate_custom_headers
+from webhookkit.apps import (
+    hash_token,
+    validate_api_url,
+    validate_custom_headers,
+    validate_domain,
+    validate_name,
+)
 
 
 async def make_app(kit: WebhookKit, **kwargs: Any) -> str:
@@ -282,3 +288,154 @@ async def test_bad_headers_store_nothing(kit: WebhookKit) -> None:
             app_id, target_url="https://x.example/", events=[], custom_headers={"Host": "evil"}
         )
     assert await kit.webhooks.list() == []
+
+
+# -- text no store keeps, and values of the wrong type ---------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["caf\udce9", "a\x00b", "\ud800", "esc\x1b"])
+async def test_names_with_unstorable_characters_are_refused(kit: WebhookKit, bad: str) -> None:
+    with pytest.raises(InvalidFieldError, match="name:") as caught:
+        await kit.apps.create(bad, permissions=["MANAGE_ORDERS"])
+    assert caught.value.field == "name"
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="name:"):
+        await kit.webhooks.create(
+            app_id, target_url="https://x.example/", events=["ORDER_CREATED"], name=bad
+        )
+    assert [a.id for a in await kit.apps.list()] == [app_id]
+    assert await kit.webhooks.list() == []
+
+
+def test_tabs_and_newlines_in_names_are_kept() -> None:
+    assert validate_name("two\tparts\nand a line\r") == "two\tparts\nand a line\r"
+
+
+@pytest.mark.parametrize(
+    "url", ["https://x.example/\udcff", "https://x\x00.example/", "https://x.example/\x7f"]
+)
+async def test_urls_with_unstorable_characters_are_refused(kit: WebhookKit, url: str) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidURLError, match="target_url"):
+        await kit.webhooks.create(app_id, target_url=url, events=["ORDER_CREATED"])
+
+
+@pytest.mark.parametrize(
+    "headers", [["x"], ["ab"], [("x-a", "1", "2")], "x-a: 1", b"x-a", 42, [42], [("x-a",)]]
+)
+async def test_custom_headers_that_are_no_pairs_are_refused(kit: WebhookKit, headers: Any) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidHeaderError, match="custom_headers") as caught:
+        await kit.webhooks.create(
+            app_id,
+            target_url="https://x.example/",
+            events=["ORDER_CREATED"],
+            custom_headers=headers,
+        )
+    assert caught.value.field == "custom_headers"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [b"bytes-secret", 42, 4.2, {"k": "v"}, [b"whsec_x"], [42], [["nested"]], "a\x00b", "\udcff"],
+)
+async def test_secret_keys_of_the_wrong_type_or_text_are_refused(
+    kit: WebhookKit, secret: Any
+) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="secret_key") as caught:
+        await kit.webhooks.create(
+            app_id, target_url="https://x.example/", events=["ORDER_CREATED"], secret_key=secret
+        )
+    assert caught.value.field == "secret_key"
+    assert "\udcff" not in str(caught.value) and "bytes-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("profile", [["saleor"], None, 1, "SALEOR "])
+async def test_unknown_signing_profiles_are_refused(kit: WebhookKit, profile: Any) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="signing_profile"):
+        await kit.webhooks.create(
+            app_id,
+            target_url="https://x.example/",
+            events=["ORDER_CREATED"],
+            signing_profile=profile,
+        )
+
+
+@pytest.mark.parametrize("events", [42, b"ORDER_CREATED", None])
+async def test_events_that_are_no_list_are_refused(kit: WebhookKit, events: Any) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidEventsError, match="events"):
+        await kit.webhooks.create(app_id, target_url="https://x.example/", events=events)
+
+
+def test_hash_token_never_raises_for_a_string() -> None:
+    assert len(hash_token("tok\udcff")) == 64
+    assert hash_token("tok\udcff") != hash_token("tok\ufffd")
+
+
+# -- the shop's domain and API URL ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "domain",
+    ["shop.example.com", "localhost:8000", "127.0.0.1", "[::1]:8000", "xn--bcher-kva.example"],
+)
+def test_good_domains(domain: str) -> None:
+    assert validate_domain(domain) == domain
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "",
+        "shop\x00.example.com",
+        "shop .example.com",
+        "shop.example.com\r\n",
+        "https://shop.example.com",
+        "shop.example.com/graphql",
+        "user@shop.example.com",
+        "shop.example.com:99999",
+        "shop\udcff.example",
+        "a" * 254,
+        None,
+        42,
+    ],
+)
+def test_bad_domains(domain: Any) -> None:
+    with pytest.raises(InvalidFieldError, match="domain") as caught:
+        validate_domain(domain)
+    assert caught.value.field == "domain"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://shop.example.com/graphql/", "http://127.0.0.1:8000/graphql/", "https://[::1]/g/"],
+)
+def test_good_api_urls(url: str) -> None:
+    assert validate_api_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "https://shop.example.com/graphql/\r\nX-Injected: 1",
+        "https://shop.example.com/\n",
+        "https://shop.example.com/a b",
+        "https://shop\x00.example.com/",
+        "ftp://shop.example.com/",
+        "/graphql/",
+        "shop.example.com/graphql/",
+        "https:///graphql/",
+        "https://shop.example.com:notaport/",
+        "https://shop\udcff.example/",
+        None,
+        b"https://shop.example.com/",
+    ],
+)
+def test_bad_api_urls(url: Any) -> None:
+    with pytest.raises(InvalidURLError, match="api_url") as caught:
+        validate_api_url(url)
+    assert caught.value.field == "api_url"

@@ -10,12 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["REPLACEMENT", "sanitize_headers", "sanitize_text"]
+__all__ = ["REPLACEMENT", "first_unstorable", "sanitize_headers", "sanitize_text"]
 
 REPLACEMENT = "\ufffd"
 #: C0 controls except tab, newline and carriage return, and every surrogate code point.
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 HEADER_LIMIT = 8192
+
+
+def first_unstorable(s: str) -> int | None:
+    """The index of the first character :func:`sanitize_text` would replace, or None."""
+    found = _UNSAFE.search(s)
+    return found.start() if found else None
 
 
 def sanitize_text(s: str | bytes, limit: int) -> str:

@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from ._sanitize import first_unstorable
 from ._secret import REDACTED, Secret, redact_url
 from .events import EventRegistry, EventType
-from .exceptions import InvalidEventsError, InvalidFieldError, InvalidHeaderError, InvalidURLError
+from .exceptions import (
+    ConfigurationError,
+    InvalidEventsError,
+    InvalidFieldError,
+    InvalidHeaderError,
+    InvalidURLError,
+)
 from .filters import PayloadFilter
 from .transports.base import Timeouts
 
@@ -26,7 +33,9 @@ __all__ = [
     "Webhook",
     "app_can_receive",
     "hash_token",
+    "validate_api_url",
     "validate_custom_headers",
+    "validate_domain",
     "validate_events",
     "validate_target_url",
 ]
@@ -36,6 +45,7 @@ MAX_SECRET_KEY_LENGTH = 255
 MAX_URL_LENGTH = 2048
 MAX_CUSTOM_HEADERS = 5
 MAX_HEADER_LINE = 998
+MAX_DOMAIN_LENGTH = 253
 NOTIFY_USER = "notify_user"
 
 _HEADER_KEY_RE = re.compile(r"^[\x21-\x39\x3b-\x7e]+$")  # printable ASCII, no ':' or space
@@ -144,8 +154,12 @@ class Webhook:
 
 
 def hash_token(raw: str) -> str:
-    """SHA-256 hex of a raw token: tokens carry 190+ bits of entropy, so no salt is needed."""
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    """SHA-256 hex of a raw token: tokens carry 190+ bits of entropy, so no salt is needed.
+
+    Never raises for a string: lone surrogates (from undecodable request bytes) hash too,
+    to a value no valid token has.
+    """
+    return hashlib.sha256(raw.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 def app_can_receive(app: App | None, webhook: Webhook, event: EventType) -> bool:
@@ -161,6 +175,22 @@ def app_can_receive(app: App | None, webhook: Webhook, event: EventType) -> bool
 # -- validation rules (each raises a ConfigurationError subclass naming the field) -----------
 
 
+def check_text(
+    value: str, field_name: str, error: type[ConfigurationError] = InvalidFieldError
+) -> str:
+    """Refuse text no store can keep: NUL, other control characters (tab, newline and
+    carriage return excepted) and lone surrogates (PostgreSQL refuses the first and any
+    string that is not valid UTF-8)."""
+    at = first_unstorable(value)
+    if at is not None:
+        kind = "a lone surrogate" if 0xD800 <= ord(value[at]) <= 0xDFFF else "a control character"
+        raise error(
+            f"{field_name}: {kind} (U+{ord(value[at]):04X}) at position {at} is not allowed",
+            field=field_name,
+        )
+    return value
+
+
 def validate_name(name: str, *, field_name: str = "name") -> str:
     if not isinstance(name, str):
         raise InvalidFieldError(f"{field_name}: must be a string", field=field_name)
@@ -169,7 +199,58 @@ def validate_name(name: str, *, field_name: str = "name") -> str:
             f"{field_name}: {len(name)} characters, at most {MAX_NAME_LENGTH} allowed",
             field=field_name,
         )
-    return name
+    return check_text(name, field_name)
+
+
+def validate_domain(domain: str) -> str:
+    """The shop's bare host name (``Saleor-Domain``), optionally with ``:port``: no scheme,
+    path, whitespace or control characters, at most 253 characters."""
+    if not isinstance(domain, str) or not domain:
+        raise InvalidFieldError("domain: must be a non-empty host name", field="domain")
+    if len(domain) > MAX_DOMAIN_LENGTH:
+        raise InvalidFieldError(
+            f"domain: {len(domain)} characters, at most {MAX_DOMAIN_LENGTH}", field="domain"
+        )
+    check_text(domain, "domain")
+    if any(c.isspace() or ord(c) == 0x7F for c in domain):
+        raise InvalidFieldError("domain: must not contain whitespace", field="domain")
+    if any(c in domain for c in "/\\?#@"):
+        raise InvalidFieldError(
+            f"domain: {domain!r} is not a bare host name (no scheme, path, query or user)",
+            field="domain",
+        )
+    try:
+        parts = urlsplit(f"//{domain}")
+        _ = parts.port
+    except ValueError as exc:
+        raise InvalidFieldError(f"domain: {domain!r} is malformed: {exc}", field="domain") from None
+    if not parts.hostname:
+        raise InvalidFieldError(f"domain: {domain!r} has no host name", field="domain")
+    return domain
+
+
+def validate_api_url(url: str) -> str:
+    """An absolute ``http(s)`` URL with a host (``Saleor-Api-Url``), without whitespace,
+    CR/LF or other control characters."""
+    if not isinstance(url, str) or not url:
+        raise InvalidURLError("api_url: must be a non-empty http(s) URL", field="api_url")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidURLError(
+            f"api_url: {len(url)} characters, at most {MAX_URL_LENGTH}", field="api_url"
+        )
+    check_text(url, "api_url", InvalidURLError)
+    if any(c.isspace() or ord(c) == 0x7F for c in url):
+        raise InvalidURLError("api_url: contains whitespace or control characters", field="api_url")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        raise InvalidURLError(f"api_url: malformed: {exc}", field="api_url") from None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        raise InvalidURLError(
+            f"api_url: {redact_url(url)!r} is not an absolute http(s) URL", field="api_url"
+        )
+    return url
 
 
 def validate_target_url(url: str, schemes: Collection[str]) -> str:
@@ -180,10 +261,11 @@ def validate_target_url(url: str, schemes: Collection[str]) -> str:
         raise InvalidURLError(
             f"target_url: {len(url)} characters, at most {MAX_URL_LENGTH}", field="target_url"
         )
-    if any(c.isspace() or ord(c) < 0x20 for c in url):
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise InvalidURLError(
             "target_url: contains whitespace or control characters", field="target_url"
         )
+    check_text(url, "target_url", InvalidURLError)
     shown = redact_url(url)
     try:
         parts = urlsplit(url)
@@ -214,6 +296,11 @@ def validate_events(registry: EventRegistry, events: Iterable[str | EventType]) 
         raise InvalidEventsError(
             "events: expected a list of event names, got a single string", field="events"
         )
+    if isinstance(events, bytes) or not isinstance(events, Iterable):
+        raise InvalidEventsError(
+            f"events: expected a list of event names, got {type(events).__name__}",
+            field="events",
+        )
     values = frozenset(registry.normalize(e, field="events") for e in events)
     if NOTIFY_USER in values and len(values) > 1:
         others = sorted(v.upper() for v in values - {NOTIFY_USER})
@@ -232,7 +319,17 @@ def validate_custom_headers(
     printable ASCII, space, tab. Keys are returned lowercased."""
     if headers is None:
         return ()
+    if isinstance(headers, str | bytes) or not isinstance(headers, Iterable | Mapping):
+        raise InvalidHeaderError(
+            "custom_headers: expected a mapping or a list of (key, value) pairs, "
+            f"got {type(headers).__name__}",
+            field="custom_headers",
+        )
     items = list(headers.items() if isinstance(headers, Mapping) else headers)
+    if not all(isinstance(item, tuple | list) and len(item) == 2 for item in items):
+        raise InvalidHeaderError(
+            "custom_headers: expected (key, value) pairs", field="custom_headers"
+        )
     if len(items) > MAX_CUSTOM_HEADERS:
         raise InvalidHeaderError(
             f"custom_headers: {len(items)} headers given, at most {MAX_CUSTOM_HEADERS} allowed",
@@ -280,7 +377,7 @@ SIGNING_PROFILES = frozenset({"saleor", "standard-webhooks"})
 
 
 def validate_signing_profile(profile: str) -> str:
-    if profile not in SIGNING_PROFILES:
+    if not isinstance(profile, str) or profile not in SIGNING_PROFILES:
         raise InvalidFieldError(
             f"signing_profile: {profile!r} is not one of {sorted(SIGNING_PROFILES)}",
             field="signing_profile",
@@ -297,7 +394,20 @@ def validate_secret_key(
     if secret_key is None:
         return None
     if not isinstance(secret_key, str | Secret):
-        items = [validate_secret_key(item) for item in secret_key]
+        if isinstance(secret_key, bytes | bytearray | Mapping) or not isinstance(
+            secret_key, Iterable
+        ):
+            raise InvalidFieldError(
+                f"secret_key: must be a string (or a list of strings), got "
+                f"{type(secret_key).__name__}",
+                field="secret_key",
+            )
+        listed = list(secret_key)
+        if not all(isinstance(item, str | Secret) for item in listed):
+            raise InvalidFieldError(
+                "secret_key: a list of secrets may hold strings only", field="secret_key"
+            )
+        items = [validate_secret_key(item) for item in listed]
         texts = [item.reveal() for item in items if item is not None]
         if not texts or any(len(t.split()) != 1 for t in texts):
             raise InvalidFieldError(
@@ -317,5 +427,10 @@ def validate_secret_key(
     if len(raw) > MAX_SECRET_KEY_LENGTH:
         raise InvalidFieldError(
             f"secret_key: at most {MAX_SECRET_KEY_LENGTH} characters", field="secret_key"
+        )
+    if first_unstorable(raw) is not None:
+        # The message must not echo any part of a secret: no position, no character.
+        raise InvalidFieldError(
+            "secret_key: holds control characters or lone surrogates", field="secret_key"
         )
     return Secret(raw)
