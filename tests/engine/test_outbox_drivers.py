@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -187,6 +188,47 @@ async def host_sqlite3(kit: WebhookKit, path: str) -> tuple[list[str], list[str]
     return lost, sent
 
 
+def _django_database(target: str) -> dict[str, str]:
+    if "://" not in target:
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": target}
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(target)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parts.path.lstrip("/"),
+        "USER": parts.username or "",
+        "HOST": query["host"],
+        "PORT": query["port"],
+    }
+
+
+def host_django(store: str, target: str) -> tuple[list[str], list[str]]:
+    """Sync, as Django code is: the BlockingKit writes through ``django.db.connection``."""
+    import django
+    from django.conf import settings
+
+    settings.configure(DATABASES={"default": _django_database(target)}, USE_TZ=True)
+    django.setup()
+    from django.db import connection, transaction
+
+    from webhookkit.blocking import BlockingKit
+
+    kit = BlockingKit(make_kit(store)).open()
+    lost: list[str] = []
+    with contextlib.suppress(Rollback), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(ORDER.format("rb"))
+        lost = kit.trigger_sync(EVENT, payload=ROLLED_BACK, connection=connection)
+        raise Rollback
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(ORDER.format("ok"))
+        sent = kit.trigger_sync(EVENT, payload=COMMITTED, connection=connection)
+    return lost, sent
+
+
 HOSTS: dict[str, Host] = {
     "asyncpg": host_asyncpg,
     "psycopg": host_psycopg,
@@ -207,6 +249,15 @@ async def host_main(driver: str, store: str, target: str) -> None:
     print(json.dumps({"rolled_back": lost, "committed": sent}), flush=True)
     # Killed here with SIGKILL: nothing of this process runs after the commit.
     await asyncio.sleep(3600)
+
+
+def main(driver: str, store: str, target: str) -> None:
+    if driver.startswith("django"):
+        lost, sent = host_django(store, target)  # Django's ORM is sync: no event loop here
+        print(json.dumps({"rolled_back": lost, "committed": sent}), flush=True)
+        time.sleep(3600)  # killed here with SIGKILL
+    else:
+        asyncio.run(host_main(driver, store, target))
 
 
 # -- the test process ----------------------------------------------------------------------
@@ -285,6 +336,7 @@ POSTGRES_DRIVERS = [
     "sqlalchemy-session",
     "sqlalchemy-async",
     "sqlalchemy-async-session",
+    "django-postgresql",
 ]
 
 
@@ -312,7 +364,7 @@ async def test_postgres_outbox_survives_kill_after_commit(
         await kit.aclose()
 
 
-@pytest.mark.parametrize("driver", ["sqlite3", "sqlalchemy-sqlite"])
+@pytest.mark.parametrize("driver", ["sqlite3", "sqlalchemy-sqlite", "django-sqlite"])
 async def test_sqlite_outbox_survives_kill_after_commit(
     driver: str, tmp_path: Path, counting_receiver: CountingReceiver, workers: Workers
 ) -> None:
@@ -365,4 +417,4 @@ def test_channel_matches_the_postgres_store() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(host_main(*sys.argv[1:4]))
+    main(*sys.argv[1:4])

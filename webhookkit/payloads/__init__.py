@@ -7,6 +7,7 @@ registered per event; the GraphQL subscription resolver plugs in behind the same
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as _dt
 import decimal
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventRoot",
+    "Finish",
     "GraphQLPayloads",
     "PayloadBuilder",
     "PayloadGroup",
@@ -34,7 +36,9 @@ __all__ = [
     "PayloadStats",
     "Serializer",
     "SerializerPayloads",
+    "build_blocking",
     "encode_json",
+    "finish_here",
 ]
 
 # The GraphQL builder imports graphql-core: load it on first use so ``import webhookkit``
@@ -51,6 +55,18 @@ def __getattr__(name: str) -> Any:
 
 
 Serializer = Callable[[Any, EventType], Any | Awaitable[Any]]
+#: How sync code finishes an awaitable it was handed (an async serializer or resolver): run it
+#: to completion and return its result.
+Finish = Callable[[Awaitable[Any]], Any]
+
+
+def finish_here(awaitable: Awaitable[Any]) -> Any:
+    """Run ``awaitable`` on a private event loop in this thread (which must have none)."""
+
+    async def wait() -> Any:
+        return await awaitable
+
+    return asyncio.run(wait())
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,18 @@ class PayloadBuilder(Protocol):
     def prepare_query(self, query: str, registry: EventRegistry) -> frozenset[str]:
         """Validate a subscription query at webhook create/update; return inferred events."""
         ...
+
+
+def build_blocking(
+    builder: PayloadBuilder, request: PayloadRequest, finish: Finish = finish_here
+) -> list[PayloadGroup]:
+    """``builder``'s groups from sync code: its ``build_sync`` if it has one (serializers and
+    GraphQL queries run in the calling thread), else its async ``build`` through ``finish``."""
+    build_sync = getattr(builder, "build_sync", None)
+    if callable(build_sync):
+        groups: list[PayloadGroup] = build_sync(request, finish)
+        return groups
+    return list(finish(builder.build(request)))
 
 
 def _default(obj: Any) -> Any:
@@ -152,6 +180,18 @@ class SerializerPayloads:
         if not request.targets:
             return []
         body = await self.body_for(request)
+        return [PayloadGroup(body=body, webhooks=tuple(w for w, _ in request.targets))]
+
+    def build_sync(
+        self, request: PayloadRequest, finish: Finish = finish_here
+    ) -> list[PayloadGroup]:
+        """:meth:`build` in the calling thread; an async serializer's result goes to ``finish``."""
+        if not request.targets:
+            return []
+        if request.payload is not None:
+            body = encode_json(request.payload)
+        else:
+            body = finish(self.body_for(request))
         return [PayloadGroup(body=body, webhooks=tuple(w for w, _ in request.targets))]
 
     def prepare_query(self, query: str, registry: EventRegistry) -> frozenset[str]:

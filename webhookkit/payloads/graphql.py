@@ -36,7 +36,16 @@ from graphql.pyutils import AwaitableOrValue
 from ..apps import App, Webhook
 from ..events import EventRegistry, EventType, default_registry
 from ..exceptions import ConfigurationError, InvalidQueryError, PayloadError
-from . import PayloadBuilder, PayloadGroup, PayloadRequest, SerializerPayloads, encode_json
+from . import (
+    Finish,
+    PayloadBuilder,
+    PayloadGroup,
+    PayloadRequest,
+    SerializerPayloads,
+    build_blocking,
+    encode_json,
+    finish_here,
+)
 from ._query import EVENT_FIELD, PreparedQuery, SchemaInfo, analyse, parse_query, validate_document
 
 __all__ = [
@@ -113,6 +122,17 @@ class PayloadStats:
     skipped_empty: int = 0
     skipped_channel: int = 0
     skipped_other: int = 0
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one trigger executes: each distinct (query, context key) once, and the skips."""
+
+    valid: dict[str, PreparedQuery] = dataclasses.field(default_factory=dict)
+    runs: dict[tuple[str, Hashable], list[tuple[Webhook, App]]] = dataclasses.field(
+        default_factory=dict
+    )
+    skipped: dict[str, list[Webhook]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,10 +372,41 @@ class GraphQLPayloads:
             groups += await self._build_queried(request, queried)
         return groups
 
+    def build_sync(
+        self, request: PayloadRequest, finish: Finish = finish_here
+    ) -> list[PayloadGroup]:
+        """:meth:`build` in the calling thread, for sync hosts: queries execute here when
+        their resolvers (and ``context_factory``) are sync, as graphql-core then returns the
+        result at once; anything async they return is handed to ``finish``."""
+        legacy = [t for t in request.targets if not t[0].subscription_query]
+        queried = [t for t in request.targets if t[0].subscription_query]
+        groups: list[PayloadGroup] = []
+        if legacy:
+            legacy_request = dataclasses.replace(request, targets=legacy)
+            groups += build_blocking(self.fallback, legacy_request, finish)
+        if queried:
+            plan = self._plan(request, queried)
+            keys = list(plan.runs)
+            outcomes = [
+                self._run_sync(plan.valid[k[0]], request, plan.runs[k][0][1], finish) for k in keys
+            ]
+            groups += self._groups(plan, keys, outcomes)
+        return groups
+
     async def _build_queried(
         self, request: PayloadRequest, targets: Sequence[tuple[Webhook, App]]
     ) -> list[PayloadGroup]:
-        skipped: dict[str, list[Webhook]] = {}
+        plan = self._plan(request, targets)
+        keys = list(plan.runs)
+        outcomes = await asyncio.gather(
+            *(self._run(plan.valid[k[0]], request, plan.runs[k][0][1]) for k in keys),
+            return_exceptions=True,
+        )
+        return self._groups(plan, keys, outcomes)
+
+    def _plan(self, request: PayloadRequest, targets: Sequence[tuple[Webhook, App]]) -> _Plan:
+        plan = _Plan()
+        skipped = plan.skipped
 
         def skip(reason: str, webhooks: Iterable[Webhook], counter: str) -> None:
             found = skipped.setdefault(reason, [])
@@ -371,11 +422,11 @@ class GraphQLPayloads:
                 (w for w, _ in targets),
                 "skipped_other",
             )
-            return self._skip_groups(skipped)
+            return plan
 
         prepared: dict[str, PreparedQuery | InvalidQueryError] = {}
-        valid: dict[str, PreparedQuery] = {}
-        runs: dict[tuple[str, Hashable], list[tuple[Webhook, App]]] = {}
+        valid = plan.valid
+        runs = plan.runs
         channel: str | None = None
         channel_known = False
         for webhook, app in targets:
@@ -403,24 +454,28 @@ class GraphQLPayloads:
                     )
                     continue
             runs.setdefault((text, self.context_key(app, query)), []).append((webhook, app))
+        return plan
 
-        keys = list(runs)
-        outcomes = await asyncio.gather(
-            *(self._run(valid[k[0]], request, runs[k][0][1]) for k in keys),
-            return_exceptions=True,
-        )
+    def _groups(
+        self,
+        plan: _Plan,
+        keys: Sequence[tuple[str, Hashable]],
+        outcomes: Sequence[tuple[bytes | None, str, str] | BaseException],
+    ) -> list[PayloadGroup]:
         by_body: dict[bytes, list[Webhook]] = {}
         for key, outcome in zip(keys, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 raise outcome
             body, reason, counter = outcome
-            webhooks = [w for w, _ in runs[key]]
+            webhooks = [w for w, _ in plan.runs[key]]
             if body is None:
-                skip(reason, webhooks, counter)
+                found = plan.skipped.setdefault(reason, [])
+                found.extend(webhooks)
+                setattr(self.stats, counter, getattr(self.stats, counter) + len(webhooks))
             else:
                 by_body.setdefault(body, []).extend(webhooks)
         groups = [PayloadGroup(body=body, webhooks=tuple(ws)) for body, ws in by_body.items()]
-        return groups + self._skip_groups(skipped)
+        return groups + self._skip_groups(plan.skipped)
 
     @staticmethod
     def _skip_groups(skipped: Mapping[str, list[Webhook]]) -> list[PayloadGroup]:
@@ -439,6 +494,26 @@ class GraphQLPayloads:
             context = self.context_factory(app)
             if inspect.isawaitable(context):
                 context = await context
+        outcome = self._execute(query, request, app, context)
+        result = outcome if isinstance(outcome, ExecutionResult) else await outcome
+        return self._body(query, request.event, result)
+
+    def _run_sync(
+        self, query: PreparedQuery, request: PayloadRequest, app: App, finish: Finish
+    ) -> tuple[bytes | None, str, str]:
+        """:meth:`_run` in the calling thread; async parts are handed to ``finish``."""
+        context: Any = app
+        if self.context_factory is not None:
+            context = self.context_factory(app)
+            if inspect.isawaitable(context):
+                context = finish(context)
+        outcome = self._execute(query, request, app, context)
+        result = outcome if isinstance(outcome, ExecutionResult) else finish(outcome)
+        return self._body(query, request.event, result)
+
+    def _execute(
+        self, query: PreparedQuery, request: PayloadRequest, app: App, context: Any
+    ) -> AwaitableOrValue[ExecutionResult]:
         root = EventRoot(
             event=request.event,
             subject=request.subject,
@@ -448,7 +523,7 @@ class GraphQLPayloads:
             recipient=app,
         )
         self.stats.executions += 1
-        outcome = execute(
+        return execute(
             self._info.schema,
             query.document,
             root_value=root,
@@ -457,8 +532,6 @@ class GraphQLPayloads:
             field_resolver=_resolve_field,
             type_resolver=_resolve_type,
         )
-        result = outcome if isinstance(outcome, ExecutionResult) else await outcome
-        return self._body(query, request.event, result)
 
     def _body(
         self, query: PreparedQuery, event: EventType, result: ExecutionResult

@@ -1,0 +1,150 @@
+"""The sync face: BlockingKit from threads without an event loop, on a real SQLite store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import GraphQLObjectType, GraphQLResolveInfo, build_schema
+
+from webhookkit import WebhookKit
+from webhookkit.blocking import BlockingKit
+from webhookkit.exceptions import ConfigurationError
+from webhookkit.payloads.graphql import GraphQLPayloads
+
+SDL = """
+type Query { ok: Boolean }
+interface Event { version: String }
+type Order { id: ID, number: String, note: String }
+type OrderCreated implements Event { version: String, order: Order }
+type Subscription { event: Event }
+"""
+QUERY = "subscription { event { ... on OrderCreated { order { number note } } } }"
+
+
+class Threads:
+    """Names of the threads each resolver ran in."""
+
+    def __init__(self) -> None:
+        self.number: list[str] = []
+        self.note: list[str] = []
+
+
+def schema_with(threads: Threads) -> Any:
+    schema = build_schema(SDL)
+    order = schema.type_map["Order"]
+    assert isinstance(order, GraphQLObjectType)
+
+    def number(source: Any, info: GraphQLResolveInfo[Any]) -> str:
+        threads.number.append(threading.current_thread().name)
+        return str(source["number"])
+
+    async def note(source: Any, info: GraphQLResolveInfo[Any]) -> str:
+        threads.note.append(threading.current_thread().name)
+        return f"note for {source['number']}"
+
+    order.fields["number"].resolve = number
+    order.fields["note"].resolve = note
+    return schema
+
+
+def make_kit(path: Path, schema: Any = None) -> WebhookKit:
+    payloads = GraphQLPayloads(schema) if schema is not None else None
+    return WebhookKit(store=f"sqlite:///{path}", domain="shop.example.com", payloads=payloads)
+
+
+@pytest.fixture
+def threads() -> Threads:
+    return Threads()
+
+
+@pytest.fixture
+def blocking(tmp_path: Path, threads: Threads) -> Iterator[BlockingKit]:
+    kit = BlockingKit(make_kit(tmp_path / "wk.db", schema_with(threads)))
+    try:
+        yield kit
+    finally:
+        kit.close()
+
+
+def setup_webhooks(blocking: BlockingKit, query: str | None) -> None:
+    kit = blocking.kit
+    app = blocking.run(kit.apps.create("shop", permissions=["MANAGE_ORDERS"]))
+    blocking.run(
+        kit.webhooks.create(
+            app,
+            target_url="https://erp.example.com/hooks",
+            events=["ORDER_CREATED"],
+            subscription_query=query,
+        )
+    )
+
+
+def test_sync_resolvers_run_in_the_callers_thread(blocking: BlockingKit, threads: Threads) -> None:
+    setup_webhooks(blocking, "subscription { event { ... on OrderCreated { order { number } } } }")
+    ids = blocking.trigger_sync("ORDER_CREATED", subject={"order": {"number": "42"}})
+    assert len(ids) == 1
+    assert threads.number == [threading.current_thread().name]
+    delivery = blocking.run(blocking.kit.get_delivery(ids[0]))
+    assert delivery is not None
+    payload = blocking.run(blocking.kit.store.get_payload(delivery.payload_id))
+    assert payload is not None
+    assert payload.body == b'{"order":{"number":"42"}}'
+
+
+def test_async_resolvers_finish_on_the_background_loop(
+    blocking: BlockingKit, threads: Threads
+) -> None:
+    setup_webhooks(blocking, QUERY)
+    ids = blocking.trigger_sync("ORDER_CREATED", subject={"order": {"number": "7"}})
+    assert len(ids) == 1
+    assert threads.note == ["webhookkit-blocking"]
+    delivery = blocking.run(blocking.kit.get_delivery(ids[0]))
+    assert delivery is not None
+    payload = blocking.run(blocking.kit.store.get_payload(delivery.payload_id))
+    assert payload is not None
+    assert payload.body == b'{"order":{"number":"7","note":"note for 7"}}'
+
+
+def test_many_threads_trigger_at_once(blocking: BlockingKit) -> None:
+    setup_webhooks(blocking, None)
+
+    def trigger(n: int) -> list[str]:
+        return blocking.trigger_sync("ORDER_CREATED", payload={"n": n})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        made = list(pool.map(trigger, range(40)))
+    ids = [i for delivery_ids in made for i in delivery_ids]
+    assert len(ids) == len(set(ids)) == 40
+    stored = blocking.run(blocking.kit.list_deliveries())
+    assert sorted(d.id for d in stored) == sorted(ids)
+
+
+def test_close_stops_the_thread_and_refuses_more(tmp_path: Path) -> None:
+    blocking = BlockingKit(make_kit(tmp_path / "wk.db")).open()
+    assert any(t.name == "webhookkit-blocking" for t in threading.enumerate())
+    setup_webhooks(blocking, None)
+    assert len(blocking.trigger_sync("ORDER_CREATED", payload={"n": 1})) == 1
+    blocking.close()
+    assert not any(t.name == "webhookkit-blocking" for t in threading.enumerate())
+    with pytest.raises(ConfigurationError, match="after close"):
+        blocking.trigger_sync("ORDER_CREATED", payload={"n": 2})
+    blocking.close()  # twice is fine
+
+
+def test_memory_store_refuses_a_connection(tmp_path: Path) -> None:
+    import sqlite3
+
+    with BlockingKit(WebhookKit(domain="shop.example.com")) as blocking:
+        setup_webhooks(blocking, None)
+        conn = sqlite3.connect(tmp_path / "host.db")
+        try:
+            with pytest.raises(ConfigurationError, match="PostgreSQL or SQLite") as refused:
+                blocking.trigger_sync("ORDER_CREATED", payload={"n": 1}, connection=conn)
+        finally:
+            conn.close()
+        assert refused.value.field == "connection"
