@@ -198,7 +198,8 @@ def test_exists_and_not_exists_partition_every_payload() -> None:
         compile_filter({"a.b": {"$exists": True}}),
         compile_filter({"a.b": {"$exists": False}}),
     )
-    for payload in ({}, {"a": 1}, {"a": {"b": None}}, {"a": [{"b": 1}, 2]}, {"a": []}):
+    payloads: list[Any] = [{}, {"a": 1}, {"a": {"b": None}}, {"a": [{"b": 1}, 2]}, {"a": []}]
+    for payload in payloads:
         assert present.matches(payload) is not absent.matches(payload)
 
 
