@@ -95,3 +95,14 @@ class MemoryTransport(Transport):
 
     def __repr__(self) -> str:
         return f"MemoryTransport(sent={len(self.sent)})"
+
+
+# Helpers for host test suites (a recording receiver, assert_delivered, run_retries).
+from .testing_fixtures import (  # noqa: E402 - re-exported below the test doubles
+    ReceivedRequest,
+    RecordingReceiver,
+    assert_delivered,
+    run_retries,
+)
+
+__all__ += ["ReceivedRequest", "RecordingReceiver", "assert_delivered", "run_retries"]
