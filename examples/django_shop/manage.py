@@ -1,0 +1,10 @@
+"""The example shop's manage.py: ``python manage.py migrate|runserver|webhookkit_worker``."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_site.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
