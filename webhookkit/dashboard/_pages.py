@@ -232,7 +232,21 @@ async def _render_form(
         query_error=query_error,
         dry_run=dry_run,
         can_dry_run=ctx.dashboard.object_loader is not None,
+        retype=_dropped_secrets(ctx),
     )
+
+
+def _dropped_secrets(ctx: Context) -> list[str]:
+    """Write-only fields typed into a form that is shown again: they must be typed again."""
+    request = ctx.request
+    if request.method != "POST":
+        return []
+    dropped = ["secret key"] if request.value("secret_key") else []
+    for i in range(MAX_CUSTOM_HEADERS):
+        key = request.value(f"header_key_{i}").strip()
+        if key and is_secret_header(key) and request.value(f"header_value_{i}"):
+            dropped.append(f"value of {key}")
+    return dropped
 
 
 async def webhook_new(ctx: Context) -> DashboardResponse:
