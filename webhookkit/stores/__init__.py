@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .._sanitize import first_unstorable
+from ._dsn import validate_dsn
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, Store, WorkNotifier
 from .memory import MemoryStore
 from .postgres import PostgresStore
@@ -16,6 +18,7 @@ __all__ = [
     "Store",
     "WorkNotifier",
     "open_store",
+    "validate_dsn",
 ]
 
 
@@ -24,13 +27,18 @@ def open_store(store: Store | str | None) -> Store:
 
     URLs: ``memory://``; ``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or
     ``sqlite:///:memory:``; ``postgresql://user:password@host:port/db`` (also ``postgres://``,
-    query parameters as libpq takes them). Nothing connects until the store's ``open()``.
+    query parameters as libpq takes them). Nothing connects until the store's ``open()``, but
+    a malformed URL is refused here (:class:`ConfigurationError`, ``field="store"``).
     """
+    from ..exceptions import ConfigurationError
+
     if store is None:
         return MemoryStore()
     if isinstance(store, str):
-        from ..exceptions import ConfigurationError
-
+        if first_unstorable(store) is not None:
+            raise ConfigurationError(
+                "store: the URL holds control characters or lone surrogates", field="store"
+            )
         scheme, sep, rest = store.partition("://")
         scheme = scheme.lower()
         if store == "memory" or (scheme == "memory" and sep and not rest):
@@ -45,11 +53,18 @@ def open_store(store: Store | str | None) -> Store:
                 )
             return SQLiteStore(path)
         if scheme in ("postgresql", "postgres") and sep:
+            validate_dsn(store)
             return PostgresStore(store)
         shown = scheme if sep else store.split("/", 1)[0][:20]
         raise ConfigurationError(
             f"store: unsupported store URL scheme {shown!r}; supported: 'memory://', "
             "'sqlite:///path', 'postgresql://...'",
             field="store",
+        )
+    if isinstance(store, bytes | bytearray) or not all(
+        callable(getattr(store, name, None)) for name in ("put_app", "list_deliveries", "open")
+    ):
+        raise ConfigurationError(
+            f"store: expected a Store or a store URL, got {type(store).__name__}", field="store"
         )
     return store

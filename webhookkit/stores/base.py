@@ -35,6 +35,11 @@ class Retention:
     keep_failed: timedelta = DEFAULT_KEEP_FAILED
     interval: timedelta = timedelta(hours=1)
 
+    def __post_init__(self) -> None:
+        from ._checks import check_retention  # after the class: the checks import the types
+
+        check_retention(self)
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryQuery:
@@ -47,6 +52,11 @@ class DeliveryQuery:
     created_before: datetime | None = None
     limit: int = 100
     offset: int = 0
+
+    def __post_init__(self) -> None:
+        from ._checks import check_query
+
+        check_query(self)
 
 
 @runtime_checkable
