@@ -22,6 +22,7 @@
     |   |   +-- DeliveryTimeoutError       connect or response timeout
     |   |   +-- BlockedAddressError        SSRF guard refused the address (.host); not retried
     |   |   +-- QueueError (.service .code) SQS or Pub/Sub refused or failed the message
+    |   |   +-- PayloadTooLargeError       body over the transport's limit (.size .limit)
     |   +-- RejectedError (.status_code)   the receiver answered with a non-2xx status
     +-- SignatureError                     the only thing a verifier raises
     |   +-- MalformedSignatureError        header missing, unparsable, oversized, bad alg/crit
@@ -55,6 +56,7 @@ __all__ = [
     "MalformedSignatureError",
     "NotFoundError",
     "PayloadError",
+    "PayloadTooLargeError",
     "QueueError",
     "RejectedError",
     "SignatureError",
@@ -209,6 +211,19 @@ class QueueError(TransportError):
         super().__init__(message, retryable=retryable)
         self.service = service
         self.code = code
+
+
+class PayloadTooLargeError(TransportError):
+    """The body is larger than its transport takes (SQS: 256 KiB with the attributes,
+    Pub/Sub: 10 MB, HTTP: the host's ``max_body_bytes``). Never retried: the body will not
+    shrink. Raised at trigger time by ``check_body_size`` and by the transports themselves;
+    ``size`` and ``limit`` are in bytes.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message, retryable=False)
+        self.size = size
+        self.limit = limit
 
 
 class RejectedError(DeliveryError):

@@ -48,6 +48,9 @@ class OutboundMessage:
     #: 0 keeps only the 1,024-character excerpt.
     body_limit: int = 0
     delivery_id: str = ""
+    #: Opt-in header carrying ``delivery_id`` (``"X-Webhookkit-Delivery-Id"``); None: the
+    #: transport's default (``HTTPTransport(delivery_id_header=...)``), usually none.
+    delivery_id_header: str | None = None
     webhook_id: str = ""
     timeouts: Timeouts = Timeouts()
 
@@ -80,6 +83,9 @@ class Transport(abc.ABC):
     """
 
     schemes: ClassVar[frozenset[str]] = frozenset()
+    #: The largest body this transport takes, in bytes; None: no limit. Checked at trigger
+    #: time by :func:`webhookkit.transports._limits.check_body_size`.
+    max_body_bytes: int | None = None
 
     def validate_url(self, url: str) -> None:  # noqa: B027 - optional hook, empty by default
         """Raise :class:`InvalidURLError` if ``url`` is unusable; called at webhook creation."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,10 +27,17 @@ from ..exceptions import (
     TLSError,
     TransportError,
 )
+from ._limits import check_limit, too_large
 from ._ssrf import AddressPolicy, GuardedResolver, IPAddress, IPNetwork
 from .base import OutboundMessage, Timeouts, Transport, TransportResult
 
-__all__ = ["DEFAULT_USER_AGENT", "HTTPResponse", "HTTPTransport", "saleor_headers"]
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "HTTPResponse",
+    "HTTPTransport",
+    "check_delivery_id_header",
+    "saleor_headers",
+]
 
 DEFAULT_USER_AGENT = "Saleor/3.24 webhookkit/0.1"
 _READ_LIMIT = 4 * 1024 + 4  # enough bytes for 1,025 characters of any UTF-8 text
@@ -37,10 +45,35 @@ _EXCERPT_LIMIT = 1024  # Saleor keeps 1,024 characters of the answer
 _CACHE_SIZE = 4096
 
 PathLike = str | os.PathLike[str]
+_TOKEN_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}")  # an HTTP field name (RFC 9110)
 
 
-def saleor_headers(message: OutboundMessage) -> list[tuple[str, str]]:
-    """Saleor's headers in Saleor's order, then custom headers, which override on collision."""
+def check_delivery_id_header(name: str | None, *, field: str = "delivery_id_header") -> str | None:
+    """``name`` if it can carry the delivery id: an HTTP field name that is none of Saleor's
+    own headers (``Content-Type``, ``Saleor-*``, ``X-Saleor-*``)."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _TOKEN_RE.fullmatch(name):
+        raise ConfigurationError(
+            f"{field}: {name!r} is not an HTTP header name (letters, digits, '-'...)",
+            field=field,
+        )
+    lower = name.lower()
+    if lower == "content-type" or lower.startswith(("saleor-", "x-saleor-")):
+        raise ConfigurationError(
+            f"{field}: {name!r} would shadow one of Saleor's own headers", field=field
+        )
+    return name
+
+
+def saleor_headers(
+    message: OutboundMessage, delivery_id_header: str | None = None
+) -> list[tuple[str, str]]:
+    """Saleor's headers in Saleor's order, then custom headers, which override on collision.
+
+    With a delivery id header (the message's, else ``delivery_id_header``) the delivery id
+    follows the signing profile's headers; without one the headers are Saleor's exactly.
+    """
     headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
     headers += [("X-Saleor-Event", message.event), ("X-Saleor-Domain", message.domain)]
     if message.signature is not None:
@@ -50,6 +83,9 @@ def saleor_headers(message: OutboundMessage) -> list[tuple[str, str]]:
         headers.append(("Saleor-Signature", message.signature))
     headers.append(("Saleor-Api-Url", message.api_url))
     headers += message.signature_headers
+    id_header = message.delivery_id_header or delivery_id_header
+    if id_header and message.delivery_id:
+        headers.append((id_header, message.delivery_id))
     position = {name.lower(): i for i, (name, _) in enumerate(headers)}
     for key, value in message.custom_headers:
         lower = key.lower()
@@ -133,6 +169,10 @@ class HTTPTransport(Transport):
     does the DNS lookups behind the guard (default: ``getaddrinfo`` in a thread).
     TLS is verified against the system CAs, or ``ca_bundle``; ``client_cert`` enables mTLS;
     ``ssl_context`` replaces all three.
+    ``max_body_bytes`` refuses larger bodies (:class:`PayloadTooLargeError`, not retried;
+    default: no limit). ``delivery_id_header`` (e.g. ``"X-Webhookkit-Delivery-Id"``) adds
+    that header with the delivery id, the same on every attempt, for receivers that
+    deduplicate; by default the headers are Saleor's exactly.
     """
 
     schemes = frozenset({"http", "https"})
@@ -150,7 +190,13 @@ class HTTPTransport(Transport):
         limit_per_host: int = 10,
         keepalive_timeout: float = 15.0,
         user_agent: str = DEFAULT_USER_AGENT,
+        max_body_bytes: int | None = None,
+        delivery_id_header: str | None = None,
     ) -> None:
+        self.max_body_bytes = (
+            None if max_body_bytes is None else check_limit(max_body_bytes, "max_body_bytes")
+        )
+        self.delivery_id_header = check_delivery_id_header(delivery_id_header)
         if ssl_context is not None and (ca_bundle is not None or client_cert is not None):
             raise ConfigurationError(
                 "ssl_context: give either ssl_context or ca_bundle/client_cert, not both",
@@ -221,7 +267,10 @@ class HTTPTransport(Transport):
         return found
 
     async def send(self, message: OutboundMessage) -> TransportResult:
-        headers = saleor_headers(message)
+        limit = self.max_body_bytes
+        if limit is not None and len(message.body) > limit:
+            raise too_large(self, message.url, len(message.body), limit)
+        headers = saleor_headers(message, self.delivery_id_header)
         timeout = self._timeout(message.timeouts)
         try:
             url = self._url(message.url)

@@ -5,6 +5,9 @@ rule). The message data is the body; the attributes are ``saleorDomain``, ``sale
 ``eventType`` and ``signature``. Credentials come from the environment
 (``GOOGLE_APPLICATION_CREDENTIALS``); ``PUBSUB_EMULATOR_HOST`` points the publisher at the
 emulator instead, as in Google's own clients.
+
+A body over 10 MB (Google's limit on a message's data, ``max_message_bytes``) is a
+:class:`~webhookkit.exceptions.PayloadTooLargeError`, never retried.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from gcloud.aio.pubsub import PublisherClient, PubsubMessage
 from .._secret import redact_url
 from ..delivery.records import excerpt
 from ..exceptions import ConnectError, DeliveryTimeoutError, InvalidURLError, QueueError
+from ._limits import PUBSUB_MAX_MESSAGE_BYTES, check_limit, too_large
 from .base import OutboundMessage, Transport, TransportResult
 
 __all__ = ["PubSubTarget", "PubSubTransport", "parse_pubsub_url"]
@@ -89,12 +93,22 @@ class PubSubTransport(Transport):
     from ``service_file`` or ``GOOGLE_APPLICATION_CREDENTIALS``. Each publish is bounded by
     the message's total timeout. The message's ``ordering_key``, when set, becomes the
     Pub/Sub ordering key (the subscription must enable message ordering to honour it).
+    ``max_message_bytes`` caps the body (the message's data), 10 MB as Google does.
     """
 
     schemes = frozenset({"gcpubsub"})
 
-    def __init__(self, *, api_root: str | None = None, service_file: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_root: str | None = None,
+        service_file: str | None = None,
+        max_message_bytes: int = PUBSUB_MAX_MESSAGE_BYTES,
+    ) -> None:
         self.api_root = api_root
+        self.max_body_bytes = check_limit(
+            max_message_bytes, "max_message_bytes", maximum=PUBSUB_MAX_MESSAGE_BYTES
+        )
         self._service_file = service_file
         self._client: PublisherClient | None = None
 
@@ -113,6 +127,9 @@ class PubSubTransport(Transport):
 
     async def send(self, message: OutboundMessage) -> TransportResult:
         target = self.target(message.url)
+        limit = self.max_body_bytes
+        if limit is not None and len(message.body) > limit:
+            raise too_large(self, message.url, len(message.body), limit)
         attributes = {
             "saleorDomain": message.domain,
             "saleorApiUrl": message.api_url,

@@ -9,6 +9,13 @@ Each message carries the body and the String attributes ``SaleorDomain``, ``Sale
 ``EventType`` and ``Signature``; FIFO queues (``.fifo``) get ``MessageGroupId`` = the shop's
 domain, or the message's ordering key when one is set, and need content-based deduplication
 unless ``dedup_by_delivery`` is on.
+
+SQS counts the body and the attributes against its quota (256 KiB by default here,
+``max_message_bytes``); a larger message is a :class:`PayloadTooLargeError`, never retried.
+With ``offload=S3Offload(bucket=...)`` bodies over the threshold go to S3 instead and the
+queue gets a pointer in the shape of AWS's SQS Extended Client
+(``["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": ..., "s3Key":
+...}]`` with the ``ExtendedPayloadSize`` attribute), which that client resolves on receipt.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +45,10 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import SSLError as BotoSSLError
 
+from .._ids import new_id
 from .._secret import REDACTED, Secret, redact_url
 from ..exceptions import (
+    ConfigurationError,
     ConnectError,
     DeliveryTimeoutError,
     InvalidURLError,
@@ -46,9 +56,30 @@ from ..exceptions import (
     TLSError,
     TransportError,
 )
+from ._limits import SQS_MAX_MESSAGE_BYTES, check_limit, sqs_attributes_size, too_large
 from .base import OutboundMessage, Transport, TransportResult
 
-__all__ = ["SQSTarget", "SQSTransport", "parse_sqs_url"]
+__all__ = [
+    "EXTENDED_PAYLOAD_SIZE",
+    "POINTER_CLASS",
+    "S3Offload",
+    "SQSTarget",
+    "SQSTransport",
+    "parse_sqs_url",
+]
+
+#: The pointer class name and size attribute of AWS's SQS Extended Client (Java 2.x and
+#: the Python ``amazon-sqs-extended-client``), which resolve such messages on receipt.
+POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
+EXTENDED_PAYLOAD_SIZE = "ExtendedPayloadSize"
+#: SQS's hard ceiling on a queue's MaximumMessageSize (raised by AWS from 256 KiB in 2025).
+SQS_CEILING_BYTES = 1_048_576
+#: The Extended Client's limit on an offloaded body.
+MAX_OFFLOAD_BYTES = 2 * 1024**3
+#: Bytes kept for the message attributes when the body is checked at trigger time (domain,
+#: API URL, event, signature and a signing profile's headers take far less).
+DEFAULT_ATTRIBUTE_RESERVE = 4096
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 DEFAULT_REGION = "us-east-1"
 _GRAMMAR = (
@@ -151,7 +182,39 @@ def parse_sqs_url(url: str) -> SQSTarget:
     )
 
 
-ClientKey = tuple[str | None, Secret | None, str, str | None]
+@dataclass(frozen=True, slots=True)
+class S3Offload:
+    """Store bodies over ``threshold`` bytes (body and attributes, as SQS counts) in S3.
+
+    The object key is ``prefix`` + the delivery id, so retries of one delivery rewrite one
+    object; ``always=True`` offloads every body. The S3 client uses the queue URL's
+    credentials (or the default chain), ``region`` (default: the queue's) and
+    ``endpoint_url`` (default: the transport's, so moto or LocalStack serve S3 too).
+    Objects are never deleted by webhookkit: give the bucket a lifecycle rule.
+    """
+
+    bucket: str
+    prefix: str = ""
+    threshold: int = SQS_MAX_MESSAGE_BYTES
+    always: bool = False
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_object_bytes: int = MAX_OFFLOAD_BYTES
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bucket, str) or not _BUCKET_RE.fullmatch(self.bucket):
+            raise ConfigurationError(
+                f"offload: bucket {self.bucket!r} is not a valid S3 bucket name "
+                "(3-63 lowercase letters, digits, '.' or '-')",
+                field="offload",
+            )
+        if len(self.prefix) > 512:
+            raise ConfigurationError("offload: prefix longer than 512 characters", field="offload")
+        check_limit(self.threshold, "offload", maximum=SQS_CEILING_BYTES)
+        check_limit(self.max_object_bytes, "offload", maximum=5 * 1024**4)
+
+
+ClientKey = tuple[str, str | None, Secret | None, str, str | None]
 
 
 class SQSTransport(Transport):
@@ -164,6 +227,10 @@ class SQSTransport(Transport):
     retries. ``dedup_by_delivery`` sends the delivery id as ``MessageDeduplicationId`` on
     FIFO queues, so queues without content-based deduplication work and two deliveries with
     the same body are not merged.
+
+    ``max_message_bytes`` is the queue's MaximumMessageSize (AWS counts the attributes in
+    it; default 256 KiB, up to 1 MiB); at trigger time bodies get ``max_body_bytes`` = that
+    less ``attribute_reserve``. ``offload`` stores larger bodies in S3 (:class:`S3Offload`).
     """
 
     schemes = frozenset({"awssqs"})
@@ -176,9 +243,30 @@ class SQSTransport(Transport):
         connect_timeout: float = 2.0,
         read_timeout: float = 18.0,
         dedup_by_delivery: bool = False,
+        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        attribute_reserve: int = DEFAULT_ATTRIBUTE_RESERVE,
+        offload: S3Offload | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.dedup_by_delivery = dedup_by_delivery
+        self.max_message_bytes = check_limit(
+            max_message_bytes, "max_message_bytes", maximum=SQS_CEILING_BYTES
+        )
+        if not isinstance(attribute_reserve, int) or not (
+            0 <= attribute_reserve < self.max_message_bytes
+        ):
+            raise ConfigurationError(
+                "attribute_reserve: must be >= 0 and below max_message_bytes",
+                field="attribute_reserve",
+            )
+        if offload is not None and not isinstance(offload, S3Offload):
+            raise ConfigurationError("offload: must be an S3Offload", field="offload")
+        self.offload = offload
+        self.max_body_bytes = (
+            offload.max_object_bytes
+            if offload is not None
+            else self.max_message_bytes - attribute_reserve
+        )
         self._session = session
         self._config = Config(
             connect_timeout=connect_timeout,
@@ -186,6 +274,7 @@ class SQSTransport(Transport):
             retries={"total_max_attempts": 1},
         )
         self._clients: dict[ClientKey, Any] = {}
+        self._s3_clients: dict[ClientKey, Any] = {}
         self._stack = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
 
@@ -202,18 +291,41 @@ class SQSTransport(Transport):
         return _parse_cached(url)
 
     async def client(self, target: SQSTarget) -> Any:
-        """The client for ``target``'s credentials and region, created on first use."""
+        """The SQS client for ``target``'s credentials and region, created on first use."""
+        return await self._client(self._clients, "sqs", target, target.region, self.endpoint_url)
+
+    async def s3_client(self, target: SQSTarget) -> Any:
+        """The S3 client for offloading to ``target``'s queue, created on first use."""
+        offload = self.offload
+        assert offload is not None
+        return await self._client(
+            self._s3_clients,
+            "s3",
+            target,
+            offload.region or target.region,
+            offload.endpoint_url or self.endpoint_url,
+        )
+
+    async def _client(
+        self,
+        clients: dict[ClientKey, Any],
+        service: str,
+        target: SQSTarget,
+        region: str,
+        endpoint_url: str | None,
+    ) -> Any:
         key: ClientKey = (
+            service,
             target.access_key_id,
             target.secret_access_key,
-            target.region,
-            self.endpoint_url,
+            region,
+            endpoint_url,
         )
-        client = self._clients.get(key)
+        client = clients.get(key)
         if client is not None:
             return client
         async with self._lock:
-            client = self._clients.get(key)
+            client = clients.get(key)
             if client is None:
                 if self._session is None:
                     self._session = aioboto3.Session()
@@ -225,24 +337,18 @@ class SQSTransport(Transport):
                     }
                 client = await self._stack.enter_async_context(
                     self._session.client(
-                        "sqs",
-                        region_name=target.region,
-                        endpoint_url=self.endpoint_url,
+                        service,
+                        region_name=region,
+                        endpoint_url=endpoint_url,
                         config=self._config,
                         **credentials,
                     )
                 )
-                self._clients[key] = client
+                clients[key] = client
         return client
 
-    async def send(self, message: OutboundMessage) -> TransportResult:
-        target = self.target(message.url)
-        try:
-            body = message.body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise TransportError(
-                f"SQS needs a UTF-8 body; the body for {message.target} is not", retryable=False
-            ) from exc
+    def attributes(self, message: OutboundMessage) -> dict[str, dict[str, str]]:
+        """The message attributes sent with ``message`` (Saleor's, then a profile's)."""
         attributes = {
             "SaleorDomain": {"DataType": "String", "StringValue": message.domain},
             "SaleorApiUrl": {"DataType": "String", "StringValue": message.api_url},
@@ -255,6 +361,30 @@ class SQSTransport(Transport):
         for name, value in message.signature_headers:
             if value:
                 attributes[name] = {"DataType": "String", "StringValue": value}
+        return attributes
+
+    def message_size(self, message: OutboundMessage) -> int:
+        """What SQS counts for ``message``: the body and the attributes, in bytes."""
+        return len(message.body) + sqs_attributes_size(self.attributes(message))
+
+    async def send(self, message: OutboundMessage) -> TransportResult:
+        target = self.target(message.url)
+        try:
+            body = message.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TransportError(
+                f"SQS needs a UTF-8 body; the body for {message.target} is not", retryable=False
+            ) from exc
+        attributes = self.attributes(message)
+        size = len(message.body) + sqs_attributes_size(attributes)
+        offload = self.offload
+        offloading = offload is not None and (offload.always or size > offload.threshold)
+        if offloading:
+            assert offload is not None
+            if len(message.body) > offload.max_object_bytes:
+                raise too_large(self, message.url, len(message.body), offload.max_object_bytes)
+        elif size > self.max_message_bytes:
+            raise too_large(self, message.url, size, self.max_message_bytes)
         request: dict[str, Any] = {
             "QueueUrl": target.queue_url,
             "MessageBody": body,
@@ -265,8 +395,17 @@ class SQSTransport(Transport):
             if self.dedup_by_delivery and message.delivery_id:
                 request["MessageDeduplicationId"] = message.delivery_id
         where = message.target
+        service = "sqs"
         try:
             async with asyncio.timeout(message.timeouts.total):
+                if offloading:
+                    service = "s3"
+                    request["MessageBody"] = await self._offload(target, message)
+                    attributes[EXTENDED_PAYLOAD_SIZE] = {
+                        "DataType": "Number",
+                        "StringValue": str(len(message.body)),
+                    }
+                    service = "sqs"
                 client = await self.client(target)
                 response = await client.send_message(**request)
         except ClientError as exc:
@@ -274,8 +413,8 @@ class SQSTransport(Transport):
             code = str(error.get("Code", "")) or None
             text = target.scrub(str(error.get("Message", "")) or str(exc))
             raise QueueError(
-                f"SQS refused the message for {where}: {code or 'error'}: {text}",
-                service="sqs",
+                f"{service.upper()} refused the message for {where}: {code or 'error'}: {text}",
+                service=service,
                 code=code,
             ) from exc
         except (ConnectTimeoutError, ReadTimeoutError, TimeoutError) as exc:
@@ -283,28 +422,42 @@ class SQSTransport(Transport):
                 f"timed out sending to {where} (budget {message.timeouts.total:g} s)"
             ) from exc
         except BotoSSLError as exc:
-            raise TLSError(f"TLS failed with SQS for {where}: {target.scrub(str(exc))}") from exc
+            raise TLSError(
+                f"TLS failed with {service.upper()} for {where}: {target.scrub(str(exc))}"
+            ) from exc
         except (BotoConnectionError, HTTPClientError, aiohttp.ClientError, OSError) as exc:
             raise ConnectError(
-                f"cannot connect to SQS for {where}: {target.scrub(_describe(exc))}"
+                f"cannot connect to {service.upper()} for {where}: {target.scrub(_describe(exc))}"
             ) from exc
         except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError) as exc:
             raise QueueError(
                 f"no usable AWS credentials for {where}: put KEY:SECRET in the URL or configure "
                 f"the default credential chain ({type(exc).__name__})",
-                service="sqs",
+                service=service,
                 code=type(exc).__name__,
             ) from exc
         except BotoCoreError as exc:
             raise QueueError(
-                f"SQS client error for {where}: {target.scrub(_describe(exc))}",
-                service="sqs",
+                f"{service.upper()} client error for {where}: {target.scrub(_describe(exc))}",
+                service=service,
                 code=type(exc).__name__,
             ) from exc
         return TransportResult(ok=True, message_id=response.get("MessageId"))
 
+    async def _offload(self, target: SQSTarget, message: OutboundMessage) -> str:
+        """Put the body in S3; the Extended Client's pointer to it, as the message body."""
+        offload = self.offload
+        assert offload is not None
+        key = f"{offload.prefix}{message.delivery_id or new_id()}"
+        s3 = await self.s3_client(target)
+        await s3.put_object(
+            Bucket=offload.bucket, Key=key, Body=message.body, ContentType="application/json"
+        )
+        return json.dumps([POINTER_CLASS, {"s3BucketName": offload.bucket, "s3Key": key}])
+
     async def aclose(self) -> None:
         self._clients.clear()
+        self._s3_clients.clear()
         stack, self._stack = self._stack, contextlib.AsyncExitStack()
         await stack.aclose()
 
