@@ -6,5 +6,5 @@ quickstart:  ## install (once) and run examples/quickstart.py
 test:  ## install (once), then ruff, mypy --strict and the whole pytest suite
 	@bash scripts/test.sh
 
-bench:  ## run every benchmark in benchmarks/ and print the ratios
-	@bash scripts/bootstrap.sh && .venv/bin/python -m benchmarks
+bench:  ## every benchmark scenario (under 6 min), tables into docs/benchmarks.md; BENCH_ARGS=--quick: smoke sizes
+	@bash scripts/bootstrap.sh && .venv/bin/python -m benchmarks $(BENCH_ARGS)

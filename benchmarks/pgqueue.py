@@ -1,0 +1,125 @@
+"""Scenario 2, the PostgreSQL queue: webhookkit's claim + finish against pgqueuer.
+
+Both drain the same number of no-op jobs from their own database on the same server.
+webhookkit: ``kit.trigger`` queues the deliveries (fan-out to ``webhooks`` webhooks whose URLs
+use the ``noop://`` scheme, a transport that accepts at once) before a second kit starts; timed
+from that kit's start until its counters show every delivery finished, so what is measured is
+claim, sign, "send", record and finish. pgqueuer: ``Queries.enqueue`` of the jobs in one bulk
+call, then ``QueueManager.run(batch_size=B, mode=drain)`` with a no-op entrypoint, timed. For
+each, ``pg_stat_statements`` is reset before the timed part and the statements its database ran
+are divided by the jobs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from benchmarks._kit import NoopTransport, make_kit, wait_counted
+from benchmarks._pg import create_database, reset_statements, statements
+
+
+@dataclass(frozen=True)
+class QueueRun:
+    side: str
+    jobs: int
+    seconds: float
+    statements: int
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds
+
+    @property
+    def per_job(self) -> float:
+        return self.statements / self.jobs
+
+
+async def webhookkit_drain(admin_dsn: str, jobs: int, webhooks: int = 50) -> QueueRun:
+    name, dsn = await create_database(admin_dsn, "wkq")
+    producer = make_kit(store=dsn, extra_transports=[NoopTransport()], max_queued=None)
+    try:
+        await producer.store.open()
+        app = await producer.apps.create("bench", permissions=["MANAGE_ORDERS"])
+        for w in range(webhooks):
+            await producer.webhooks.create(
+                app, target_url=f"noop://sink/{w}", events=["ORDER_CREATED"], secret_key="s"
+            )
+        queued = 0
+        for n in range(-(-jobs // webhooks)):
+            queued += len(await producer.trigger("ORDER_CREATED", payload={"n": n}))
+    finally:
+        await producer.aclose()
+    noop = NoopTransport()
+    kit = make_kit(store=dsn, extra_transports=[noop], max_queued=None)
+    try:
+        await kit.store.open()  # connected before the clock starts
+        await reset_statements(admin_dsn)
+        started = time.perf_counter()
+        await kit.start()
+        await wait_counted(kit, queued)
+        elapsed = time.perf_counter() - started
+        count = await statements(admin_dsn, name)
+        if kit.stats.successes != queued or noop.sent != queued:
+            raise RuntimeError(f"webhookkit: {kit.stats.successes} of {queued} succeeded")
+    finally:
+        await kit.aclose()
+    return QueueRun("webhookkit PostgresStore", queued, elapsed, count)
+
+
+async def pgqueuer_drain(admin_dsn: str, jobs: int, batch_size: int) -> QueueRun:
+    import asyncpg
+    from pgqueuer import Job, QueueManager
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.queries import Queries
+    from pgqueuer.types import QueueExecutionMode
+
+    name, dsn = await create_database(admin_dsn, "pgq", migrated=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        await queries.install()
+        await queries.enqueue(["noop"] * jobs, [b"{}"] * jobs, [0] * jobs)
+        qm = QueueManager(queries)
+        done = 0
+
+        @qm.entrypoint("noop")
+        async def noop(job: Job) -> None:
+            nonlocal done
+            done += 1
+
+        await reset_statements(admin_dsn)
+        started = time.perf_counter()
+        await qm.run(
+            batch_size=batch_size,
+            mode=QueueExecutionMode.drain,
+            dequeue_timeout=timedelta(seconds=0.1),
+            log_aggregation_interval=timedelta(0),
+        )
+        elapsed = time.perf_counter() - started
+        count = await statements(admin_dsn, name)
+        left: Any = await conn.fetchval("SELECT count(*) FROM pgqueuer")
+    finally:
+        await conn.close()
+    if done != jobs or left:
+        raise RuntimeError(f"pgqueuer: {done} of {jobs} jobs ran, {left} left queued")
+    return QueueRun(f"pgqueuer, batch {batch_size}", jobs, elapsed, count)
+
+
+def pgqueuer_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("pgqueuer")
+    except Exception:
+        return None
+
+
+async def run(admin_dsn: str, jobs: int) -> list[QueueRun]:
+    runs = [await webhookkit_drain(admin_dsn, jobs)]
+    if pgqueuer_version() is not None:
+        for batch in (10, 100):
+            runs.append(await pgqueuer_drain(admin_dsn, jobs, batch))
+    return runs
