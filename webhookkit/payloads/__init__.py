@@ -129,22 +129,46 @@ def _default(obj: Any) -> Any:
 
 
 def encode_json(obj: Any, *, where: str = "payload") -> bytes:
-    """Compact UTF-8 JSON; datetimes, decimals, UUIDs, enums and dataclasses are converted."""
+    """Compact UTF-8 JSON; datetimes, decimals, UUIDs, enums and dataclasses are converted.
+
+    Anything that cannot become JSON (bytes that are not UTF-8 JSON, lone surrogates, NaN,
+    circular or too deeply nested structures, objects whose conversion fails) raises
+    :class:`PayloadError` naming ``where``.
+    """
     if isinstance(obj, bytes | bytearray | memoryview):
         data = bytes(obj)
         try:
             json.loads(data)
+        except RecursionError:
+            raise PayloadError(f"{where}: JSON nested too deeply", field=where) from None
         except ValueError as exc:
             raise PayloadError(f"{where}: bytes are not valid JSON ({exc})", field=where) from None
         return data
     if isinstance(obj, str):
-        return encode_json(obj.encode("utf-8"), where=where)
+        try:
+            data = obj.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError(
+                f"{where}: text holds lone surrogates, which are not UTF-8", field=where
+            ) from None
+        return encode_json(data, where=where)
     try:
         return json.dumps(
             obj, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False
         ).encode("utf-8")
+    except RecursionError:
+        raise PayloadError(f"{where}: nested too deeply to encode as JSON", field=where) from None
+    except UnicodeEncodeError:
+        raise PayloadError(
+            f"{where}: a string holds lone surrogates, which are not UTF-8", field=where
+        ) from None
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{where}: cannot encode as JSON: {exc}", field=where) from None
+    except Exception as exc:  # a conversion (isoformat, asdict...) of the caller's object failed
+        raise PayloadError(
+            f"{where}: cannot encode as JSON: {type(exc).__name__} while converting a value",
+            field=where,
+        ) from None
 
 
 class SerializerPayloads:
