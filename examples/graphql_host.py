@@ -122,6 +122,14 @@ type OrderCreated implements Event {
   order: Order
 }
 
+type AppInstalled implements Event {
+  issuedAt: DateTime
+  version: String
+  issuingPrincipal: IssuingPrincipal
+  recipient: App
+  app: App
+}
+
 type Subscription {
   event: Event
   orderCreated(channels: [String!]): OrderCreated

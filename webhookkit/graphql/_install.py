@@ -165,11 +165,11 @@ class Installer:
         unknown = sorted(set(permissions) - self.kit.registry.permissions)
         if unknown:
             raise MutationError(
+                # Not listed in ``permissions``: PermissionEnum has no value for them.
                 entry(
                     "INVALID_PERMISSION",
-                    f"Given permissions don't exist: {unknown}.",
+                    f"Given permissions don't exist: {', '.join(unknown)}.",
                     "permissions",
-                    permissions=unknown,
                 )
             )
         required = raw.get("requiredSaleorVersion")
