@@ -3,9 +3,13 @@ arrive as the SQS Extended Client's pointer, and the S3 object holds the body.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -235,3 +239,60 @@ def test_offload_settings_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="must be an S3Offload"):
         SQSTransport(offload="bucket")  # type: ignore[arg-type]
     assert SQSTransport(offload=S3Offload(bucket="ok-bucket")).max_body_bytes == MAX_OFFLOAD_BYTES
+
+
+# -- AWS's own SQS Extended Client reads what webhookkit writes (and writes the same shape) ------
+
+EXTENDED_CLIENT = """
+import hashlib, json, sys
+import boto3
+import sqs_extended_client  # patches boto3.Session: kept to this subprocess
+
+queue_url, bucket = sys.argv[1:3]
+sqs = boto3.Session().client("sqs")
+sqs.large_payload_support = bucket
+[message] = sqs.receive_message(
+    QueueUrl=queue_url, MaxNumberOfMessages=1, MessageAttributeNames=["All"]
+)["Messages"]
+body = message["Body"].encode()
+print(len(body), hashlib.sha256(body).hexdigest())
+sqs.send_message(QueueUrl=queue_url, MessageBody="y" * 300_000)
+"""
+
+
+async def test_aws_sqs_extended_client_resolves_the_pointer_and_writes_the_same_shape(
+    endpoint: str, aws: tuple[Any, Any], bucket: str
+) -> None:
+    sqs, _ = aws
+    url, queue_url = await new_queue(sqs)
+    transport = SQSTransport(endpoint_url=endpoint, offload=S3Offload(bucket=bucket))
+    body = big_body()
+    try:
+        await transport.send(outbound(url, body=body, delivery_id="D42"))
+    finally:
+        await transport.aclose()
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-W", "ignore", "-c", EXTENDED_CLIENT, queue_url, bucket],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(len(body)), hashlib.sha256(body).hexdigest()]
+    [theirs] = await receive(sqs, queue_url)
+    pointer_class, location = json.loads(theirs["Body"])
+    assert pointer_class == POINTER_CLASS and set(location) == {"s3BucketName", "s3Key"}
+    assert theirs["MessageAttributes"][EXTENDED_PAYLOAD_SIZE] == {
+        "DataType": "Number",
+        "StringValue": "300000",
+    }
