@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from signing.conftest import NodeRunner, jws_case, node_verify  # noqa: F401 (the fixture)
 from stores.pgcluster import PostgresCluster
 
 from engine.procs import wait_until
@@ -29,6 +30,7 @@ from webhookkit.signing.stored import (
     LocalKeySet,
     StoredKeySet,
     encryption_key_from,
+    local_key_set,
     open_key_set,
 )
 from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore
@@ -289,3 +291,22 @@ async def test_every_store_keeps_at_most_one_active_key(
         assert [r.kid for r in await store.load_keys()] == [rows[0].kid]
     finally:
         await handle.aclose()
+
+
+async def test_open_key_set_on_every_start_keeps_one_handle_and_one_key(tmp_path: Path) -> None:
+    """What a kit does: a local handle at construction, the store's at each start."""
+    store = SQLiteStore(tmp_path / "starts.db")
+    local = local_key_set(None)
+    try:
+        handle = await open_key_set(store, None, current=local)
+        assert handle is not local and handle.stored
+        assert await open_key_set(store, None, current=handle) is handle
+        kid = handle.active.kid
+        await handle.aclose()  # the kit stopped; a later start follows the store again
+        assert await open_key_set(store, None, current=handle) is handle
+        assert handle.active.kid == kid and len(await store.load_keys()) == 1
+        await handle.aclose()
+        memory = MemoryStore()
+        assert await open_key_set(memory, None, current=local) is local
+    finally:
+        await store.aclose()

@@ -482,8 +482,13 @@ async def open_key_set(
     *,
     encryption_key: bytes | str | Secret | None = None,
     refresh: float = DEFAULT_REFRESH,
+    current: KeySetHandle | None = None,
 ) -> KeySetHandle:
     """The kit's signing keys for ``store``.
+
+    ``current`` is the handle the caller holds (from :func:`local_key_set`, or an earlier
+    call): it is returned when it still fits, a stored one reopened after ``aclose()``, so
+    calling this on every start costs nothing and makes no second key.
 
     - ``configured`` given (KeySet, key or PEM): used as is, nothing stored. A key generated
       in this process (not loaded from a PEM) on a durable store is logged as a WARNING:
@@ -493,8 +498,11 @@ async def open_key_set(
       every ``refresh`` seconds; ``encryption_key`` (else ``WEBHOOKKIT_KEY_ENCRYPTION_KEY``)
       encrypts private keys at rest. The caller closes it with ``aclose()``.
     """
+    if isinstance(current, StoredKeySet):
+        await current.open()
+        return current
     if configured is not None:
-        handle = local_key_set(configured, clock)
+        handle = current if current is not None else local_key_set(configured, clock)
         ephemeral = [e.kid for e in handle.keys if e.key.ephemeral]
         if ephemeral and _durable(store):
             log.warning(
@@ -507,7 +515,7 @@ async def open_key_set(
             )
         return handle
     if not _durable(store):
-        return local_key_set(None, clock)
+        return current if current is not None else local_key_set(None, clock)
     if not isinstance(store, KeyStore):
         log.warning(
             "signing keys: %r cannot keep signing keys; this process signs with a key of its "
@@ -515,7 +523,7 @@ async def open_key_set(
             "every process)",
             store,
         )
-        return local_key_set(None, clock)
+        return current if current is not None else local_key_set(None, clock)
     stored = StoredKeySet(
         store, clock, encryption_key=encryption_key_from(encryption_key), refresh=refresh
     )
