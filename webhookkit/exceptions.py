@@ -199,7 +199,8 @@ class BlockedAddressError(TransportError):
 
 
 class QueueError(TransportError):
-    """A queue service (``service``: ``"sqs"`` or ``"pubsub"``) refused or failed a message.
+    """A queue service (``service``: ``"sqs"``, ``"s3"`` for SQS offload, or ``"pubsub"``)
+    refused or failed a message.
 
     ``code`` is the service's error code (``"AWS.SimpleQueueService.NonExistentQueue"``,
     ``"404"``) when it sent one. Saleor retries every queue error, so the default is retryable.
