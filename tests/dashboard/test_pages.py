@@ -29,7 +29,7 @@ async def test_apps_full_access_deactivate_delete_and_tokens(aiohttp_host: Host)
     assert app.permissions == kit.registry.permissions and not app.is_active
     page = await ui.get(f"/apps/{app_id}")
     assert "full access" in page and "Activate the app to create webhooks" in page
-    await ui.post(f"/apps/{app_id}/active", {"is_active": "1", "next": "/webhooks/apps"})
+    await ui.post(f"/apps/{app_id}/active", {"is_active": "1", "next": "/apps"})
     assert (await kit.apps.get(app_id)).is_active
     # Tokens: listed by name and last four characters; deleted from the list.
     await ui.post(f"/apps/{app_id}/tokens", {"name": "deploy"})

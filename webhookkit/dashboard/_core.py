@@ -313,6 +313,8 @@ class Dashboard:
             new_session=session is None,
         )
         response = await self._dispatch(ctx, session)
+        if request.method == "HEAD":
+            response.body = b""
         response.headers += SECURITY_HEADERS
         if ctx.new_session:
             cookie_path = request.root or "/"

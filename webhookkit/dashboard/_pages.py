@@ -415,7 +415,8 @@ async def webhook_delete(ctx: Context) -> DashboardResponse:
 
 
 def _back(ctx: Context, default: str) -> str:
-    """A local path the form asked to return to (``next``), else ``default``."""
+    """The page below the mount point the form asked to return to (``next``), else
+    ``default``; never another site."""
     target = ctx.request.value("next")
     ok = target.startswith("/") and not target.startswith("//") and "\\" not in target
     return target if ok else default
