@@ -28,22 +28,28 @@ from typing import Any
 from ...apps import App
 from ...blocking import BlockingKit
 from ...events import EventType
+from ...exceptions import ConfigurationError
 from ._settings import KitSettings, build_kit, load_settings
 
 __all__ = ["KitSettings", "close_kit", "get_kit", "load_settings", "trigger"]
 
 _lock = threading.Lock()
-_kit: tuple[int, BlockingKit] | None = None
+_kit: tuple[int, BlockingKit, KitSettings] | None = None
+
+
+def _current() -> tuple[BlockingKit, KitSettings]:
+    global _kit
+    with _lock:
+        if _kit is None or _kit[0] != os.getpid():
+            config = load_settings()
+            _kit = (os.getpid(), BlockingKit(build_kit(config)), config)
+        return _kit[1], _kit[2]
 
 
 def get_kit() -> BlockingKit:
     """This process's kit, built from ``settings.WEBHOOKKIT`` on first use (again in a
     forked child, whose parent's loop thread does not exist there)."""
-    global _kit
-    with _lock:
-        if _kit is None or _kit[0] != os.getpid():
-            _kit = (os.getpid(), BlockingKit(build_kit(load_settings(), retention=None)))
-        return _kit[1]
+    return _current()[0]
 
 
 def close_kit() -> None:
@@ -71,7 +77,14 @@ def trigger(
     """
     from django.db import connections
 
-    return get_kit().trigger_sync(
+    kit, config = _current()
+    if config.store_alias is not None and using != config.store_alias:
+        raise ConfigurationError(
+            f"using: the store lives in database {config.store_alias!r} "
+            f"(WEBHOOKKIT['store']), not {using!r}",
+            field="using",
+        )
+    return kit.trigger_sync(
         event,
         subject=subject,
         payload=payload,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, urlencode
@@ -176,8 +177,16 @@ def _schema(dotted: str) -> Any:
         ) from None
 
 
-def build_kit(config: KitSettings, **options: Any) -> WebhookKit:
-    """The one place the integration builds a kit (the constructor is being regrouped)."""
+def build_kit(
+    config: KitSettings,
+    *,
+    worker: bool = False,
+    concurrency: int | None = None,
+    lease: timedelta | None = None,
+    poll_interval: float | None = None,
+) -> WebhookKit:
+    """The one place the integration builds a kit: for queueing (``BlockingKit`` in web
+    processes: no retention loop) or for a ``worker`` that sends."""
     from ...transports.http import HTTPTransport
 
     payloads = None
@@ -185,6 +194,14 @@ def build_kit(config: KitSettings, **options: Any) -> WebhookKit:
         from ...payloads.graphql import GraphQLPayloads
 
         payloads = GraphQLPayloads(_schema(config.schema))
+    options: dict[str, Any] = {}
+    if worker:
+        options["concurrency"] = concurrency or config.concurrency
+        options["poll_interval"] = poll_interval or config.poll_interval
+        if lease is not None:
+            options["lease"] = lease
+    else:
+        options["retention"] = None  # purging is the workers' job
     return WebhookKit(
         store=config.store,
         domain=config.domain,

@@ -39,9 +39,10 @@ class Command(BaseCommand):  # type: ignore[misc]
         config = load_settings()
         kit = build_kit(
             config,
-            concurrency=options["concurrency"] or config.concurrency,
+            worker=True,
+            concurrency=options["concurrency"],
             lease=timedelta(seconds=options["lease"]),
-            poll_interval=options["poll"] or config.poll_interval,
+            poll_interval=options["poll"],
         )
         async with kit:
             logging.getLogger("webhookkit").info("worker started on %s", kit.store)
