@@ -238,6 +238,7 @@ def test_exists_and_not_exists_partition_every_payload() -> None:
         ({".a": 1}, ".a", "empty segments"),
         ({"a.$b": 1}, "a.$b", "may not start with '$'"),
         ({"a": float("nan")}, "a", "not a JSON number"),
+        ({"a": {"$gt": float("inf")}}, "a > $gt", "not a JSON number"),
         ({"a": {"$in": [1, object()]}}, "a > $in > [1]", "not a JSON value"),
         ({"a": {"b": {1: 2}}}, "a > b", "must be a string"),
         ({"a": {"$eq": {"b": b"x"}}}, "a > $eq > b", "not a JSON value"),

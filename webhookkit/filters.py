@@ -334,6 +334,8 @@ class _Compiler:
     def compare(self, op: str, operand: Any, where: Where) -> ValueTest:
         if not _is_number(operand) and not isinstance(operand, str):
             raise _error(where, "needs a number or a string")
+        if isinstance(operand, float) and not math.isfinite(operand):
+            raise _error(where, f"{operand!r} is not a JSON number")
         bound = operand
         numeric = _is_number(bound)
         ok = _ORDER[op]
