@@ -439,3 +439,97 @@ def test_bad_api_urls(url: Any) -> None:
     with pytest.raises(InvalidURLError, match="api_url") as caught:
         validate_api_url(url)
     assert caught.value.field == "api_url"
+
+
+# -- the managers: ids, flags, permissions, tokens, timeouts --------------------------------
+
+
+async def test_a_webhook_needs_events_or_a_query(kit: WebhookKit) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidEventsError, match="events: give events") as caught:
+        await kit.webhooks.create(app_id, target_url="https://x.example/")
+    assert caught.value.field == "events"
+    webhook = await kit.webhooks.create(
+        app_id, target_url="https://x.example/", events=["ORDER_CREATED"]
+    )
+    with pytest.raises(InvalidEventsError, match="events"):
+        await kit.webhooks.update(webhook.id, events=[])
+    assert (await kit.webhooks.get(webhook.id)).events == frozenset({"order_created"})
+
+
+@pytest.mark.parametrize("flag", ["false", 0, 1, None, "yes"])
+async def test_flags_must_be_booleans(kit: WebhookKit, flag: Any) -> None:
+    with pytest.raises(InvalidFieldError, match="is_active"):
+        await kit.apps.create("erp", is_active=flag)
+    app_id = await make_app(kit)
+    common: dict[str, Any] = {"target_url": "https://x.example/", "events": ["ORDER_CREATED"]}
+    with pytest.raises(InvalidFieldError, match="is_active"):
+        await kit.webhooks.create(app_id, is_active=flag, **common)
+    with pytest.raises(InvalidFieldError, match="ordered"):
+        await kit.webhooks.create(app_id, ordered=flag, **common)
+    assert await kit.webhooks.list() == []
+
+
+@pytest.mark.parametrize("bad", [42, None, "", "id\x00", "id\udcff", ["a"]])
+async def test_ids_that_no_store_can_look_up_are_typed_errors(kit: WebhookKit, bad: Any) -> None:
+    with pytest.raises(InvalidFieldError, match="app"):
+        await kit.apps.get(bad)
+    with pytest.raises(InvalidFieldError, match="webhook"):
+        await kit.webhooks.get(bad)
+    with pytest.raises(InvalidFieldError, match="webhook"):
+        await kit.webhooks.delete(bad)
+    with pytest.raises(InvalidFieldError, match="token"):
+        await kit.apps.revoke_token(bad)
+    if bad is not None:
+        with pytest.raises(InvalidFieldError, match="app"):
+            await kit.webhooks.create(
+                bad, target_url="https://x.example/", events=["ORDER_CREATED"]
+            )
+
+
+@pytest.mark.parametrize(
+    "permissions", [[42], [None], ["MANAGE_ORDERS", b"MANAGE_USERS"], 42, b"MANAGE", {"a": 1}]
+)
+async def test_permissions_must_be_names(kit: WebhookKit, permissions: Any) -> None:
+    with pytest.raises(InvalidFieldError, match="permissions"):
+        await kit.apps.create("erp", permissions=permissions)
+    assert await kit.apps.list() == []
+
+
+async def test_permission_names_with_surrogates_are_refused(kit: WebhookKit) -> None:
+    with pytest.raises(InvalidFieldError, match="permissions"):
+        await kit.apps.create("erp", permissions=["MANAGE_\udcffORDERS"])
+
+
+@pytest.mark.parametrize("name", [42, None, "", "   ", b"erp"])
+async def test_app_names_must_be_non_empty_text(kit: WebhookKit, name: Any) -> None:
+    with pytest.raises(InvalidFieldError, match="name"):
+        await kit.apps.create(name)
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="name"):
+        await kit.apps.update(app_id, name=name)
+
+
+@pytest.mark.parametrize(
+    "token", [42, b"0123456789abcdef0", "short", "0123456789abcdef\udcff", "0123456789 abcdef"]
+)
+async def test_imported_tokens_must_be_printable_text(kit: WebhookKit, token: Any) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="token") as caught:
+        await kit.apps.create_token(app_id, token=token)
+    assert "0123456789" not in str(caught.value)
+    assert await kit.apps.list_tokens(app_id) == []
+
+
+@pytest.mark.parametrize("raw", [42, None, "", "tok\udcff"])
+async def test_authenticate_answers_none_for_any_bad_token(kit: WebhookKit, raw: Any) -> None:
+    assert await kit.apps.authenticate(raw) is None
+
+
+@pytest.mark.parametrize("timeouts", [5, 5.0, (2, 20), {"connect": 2}, "20s"])
+async def test_timeouts_must_be_a_timeouts_object(kit: WebhookKit, timeouts: Any) -> None:
+    app_id = await make_app(kit)
+    with pytest.raises(InvalidFieldError, match="timeouts"):
+        await kit.webhooks.create(
+            app_id, target_url="https://x.example/", events=["ORDER_CREATED"], timeouts=timeouts
+        )

@@ -16,6 +16,7 @@ from .apps import (
     AppToken,
     NewAppToken,
     Webhook,
+    check_text,
     hash_token,
     validate_custom_headers,
     validate_events,
@@ -26,7 +27,7 @@ from .apps import (
 )
 from .clock import Clock
 from .events import EventRegistry, EventType
-from .exceptions import DuplicateError, InvalidFieldError, NotFoundError
+from .exceptions import DuplicateError, InvalidEventsError, InvalidFieldError, NotFoundError
 from .filters import PayloadFilter, compile_filter
 from .payloads import PayloadBuilder
 from .stores.base import Store
@@ -50,6 +51,36 @@ def _new_id() -> str:
     return new_id()
 
 
+def _id(value: object, field_name: str) -> str:
+    """An id given by the caller: a string a store can look up (else a typed error)."""
+    if isinstance(value, str) and value:
+        return check_text(value, field_name)
+    raise InvalidFieldError(f"{field_name}: expected an id (a non-empty string)", field=field_name)
+
+
+def _flag(value: object, field_name: str) -> bool:
+    """A yes/no option: True or False only (``bool("false")`` would be True)."""
+    if not isinstance(value, bool):
+        raise InvalidFieldError(f"{field_name}: must be True or False", field=field_name)
+    return value
+
+
+def _app_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidFieldError("name: an app needs a non-empty name", field="name")
+    return validate_name(name)
+
+
+def _timeouts(timeouts: object) -> Timeouts | None:
+    if timeouts is not None and not isinstance(timeouts, Timeouts):
+        raise InvalidFieldError(
+            f"timeouts: expected a Timeouts(connect=, total=) or None, got "
+            f"{type(timeouts).__name__}",
+            field="timeouts",
+        )
+    return timeouts
+
+
 def _filter(document: Mapping[str, Any] | PayloadFilter | None) -> PayloadFilter | None:
     """The compiled content filter; None or ``{}`` means no filter (Outpost's convention)."""
     if document is None or (isinstance(document, Mapping) and not document):
@@ -71,7 +102,16 @@ class AppManager:
                 "permissions: expected a list of permission names, got a single string",
                 field="permissions",
             )
-        names = frozenset(p.upper() for p in permissions)
+        if isinstance(permissions, bytes | Mapping) or not isinstance(permissions, Iterable):
+            raise InvalidFieldError(
+                "permissions: expected a list of permission names", field="permissions"
+            )
+        listed = list(permissions)
+        if not all(isinstance(p, str) for p in listed):
+            raise InvalidFieldError(
+                "permissions: every permission name must be a string", field="permissions"
+            )
+        names = frozenset(check_text(p, "permissions").upper() for p in listed)
         self._registry.check_permissions(names)
         return names
 
@@ -83,12 +123,10 @@ class AppManager:
         is_active: bool = True,
         identifier: str | None = None,
     ) -> App:
-        if not name or not name.strip():
-            raise InvalidFieldError("name: an app needs a non-empty name", field="name")
         app = App(
             id=_new_id(),
-            name=validate_name(name),
-            is_active=bool(is_active),
+            name=_app_name(name),
+            is_active=_flag(is_active, "is_active"),
             permissions=self._permissions(permissions),
             identifier=validate_name(identifier, field_name="identifier") if identifier else None,
             created_at=self._clock.now(),
@@ -97,7 +135,7 @@ class AppManager:
         return app
 
     async def get(self, app_id: str) -> App:
-        app = await self._store.get_app(app_id)
+        app = await self._store.get_app(_id(app_id, "app"))
         if app is None:
             raise NotFoundError(f"app: no app with id {app_id!r}", field="app")
         return app
@@ -117,13 +155,11 @@ class AppManager:
         app = await self.get(app_id)
         changes: dict[str, Any] = {}
         if not isinstance(name, _Unset):
-            if not name.strip():
-                raise InvalidFieldError("name: an app needs a non-empty name", field="name")
-            changes["name"] = validate_name(name)
+            changes["name"] = _app_name(name)
         if not isinstance(permissions, _Unset):
             changes["permissions"] = self._permissions(permissions)
         if not isinstance(is_active, _Unset):
-            changes["is_active"] = bool(is_active)
+            changes["is_active"] = _flag(is_active, "is_active")
         if not isinstance(identifier, _Unset):
             changes["identifier"] = (
                 validate_name(identifier, field_name="identifier") if identifier else None
@@ -146,9 +182,15 @@ class AppManager:
         raw = token.reveal() if isinstance(token, Secret) else token
         if raw is None:
             raw = secrets.token_urlsafe(TOKEN_BYTES)
-        elif len(raw) < 16:
+        elif not isinstance(raw, str) or len(raw) < 16:
             raise InvalidFieldError(
-                "token: an imported token needs at least 16 characters", field="token"
+                "token: an imported token must be a string of at least 16 characters",
+                field="token",
+            )
+        elif any(c.isspace() for c in raw) or not raw.isprintable() or not raw.isascii():
+            # The message must not echo the token.
+            raise InvalidFieldError(
+                "token: an imported token must be printable ASCII without spaces", field="token"
             )
         token_hash = hash_token(raw)
         if await self._store.find_token(token_hash) is not None:
@@ -169,12 +211,14 @@ class AppManager:
         return await self._store.list_tokens(app_id)
 
     async def revoke_token(self, token_id: str) -> None:
-        if not await self._store.delete_token(token_id):
+        if not await self._store.delete_token(_id(token_id, "token")):
             raise NotFoundError(f"token: no token with id {token_id!r}", field="token")
 
     async def authenticate(self, raw_token: str | Secret) -> App | None:
         """The active app holding ``raw_token``, or None."""
         raw = raw_token.reveal() if isinstance(raw_token, Secret) else raw_token
+        if not isinstance(raw, str) or not raw:
+            return None
         token = await self._store.find_token(hash_token(raw))
         if token is None:
             return None
@@ -263,6 +307,7 @@ class WebhookManager:
                 "subscription_query: must be a non-empty string or None",
                 field="subscription_query",
             )
+        check_text(query, "subscription_query")
         return self._payloads().prepare_query(query, self._registry)
 
     async def create(
@@ -283,7 +328,7 @@ class WebhookManager:
         filter: Mapping[str, Any] | PayloadFilter | None = None,
     ) -> Webhook:
         """Validate every field, then store; any rule broken raises before anything is kept."""
-        app_id = app.id if isinstance(app, App) else app
+        app_id = app.id if isinstance(app, App) else _id(app, "app")
         if await self._store.get_app(app_id) is None:
             raise NotFoundError(f"app: no app with id {app_id!r}", field="app")
         webhook = Webhook(
@@ -292,29 +337,30 @@ class WebhookManager:
             identifier=await self._identifier(app_id, identifier),
             name=validate_name(name),
             target_url=self._target(target_url),
-            is_active=bool(is_active),
+            is_active=_flag(is_active, "is_active"),
             events=validate_events(self._registry, events),
             subscription_query=subscription_query,
             query_events=self._query(subscription_query),
             secret_key=validate_secret_key(secret_key),
             custom_headers=validate_custom_headers(custom_headers),
             signing_profile=validate_signing_profile(signing_profile),
-            timeouts=timeouts,
-            ordered=bool(ordered),
+            timeouts=_timeouts(timeouts),
+            ordered=_flag(ordered, "ordered"),
             filter=_filter(filter),
             created_at=self._clock.now(),
         )
+        _check_subscribes(webhook)
         await self._store.put_webhook(webhook)
         return webhook
 
     async def get(self, webhook_id: str) -> Webhook:
-        webhook = await self._store.get_webhook(webhook_id)
+        webhook = await self._store.get_webhook(_id(webhook_id, "webhook"))
         if webhook is None:
             raise NotFoundError(f"webhook: no webhook with id {webhook_id!r}", field="webhook")
         return webhook
 
     async def list(self, app: App | str | None = None) -> list[Webhook]:
-        app_id = app.id if isinstance(app, App) else app
+        app_id = None if app is None else app.id if isinstance(app, App) else _id(app, "app")
         return await self._store.list_webhooks(app_id)
 
     async def update(
@@ -345,7 +391,7 @@ class WebhookManager:
         if not isinstance(name, _Unset):
             changes["name"] = validate_name(name)
         if not isinstance(is_active, _Unset):
-            changes["is_active"] = bool(is_active)
+            changes["is_active"] = _flag(is_active, "is_active")
         if not isinstance(subscription_query, _Unset):
             changes["query_events"] = self._query(subscription_query)
             changes["subscription_query"] = subscription_query
@@ -356,17 +402,18 @@ class WebhookManager:
         if not isinstance(signing_profile, _Unset):
             changes["signing_profile"] = validate_signing_profile(signing_profile)
         if not isinstance(timeouts, _Unset):
-            changes["timeouts"] = timeouts
+            changes["timeouts"] = _timeouts(timeouts)
         if not isinstance(ordered, _Unset):
-            changes["ordered"] = bool(ordered)
+            changes["ordered"] = _flag(ordered, "ordered")
         if not isinstance(filter, _Unset):
             changes["filter"] = _filter(filter)
         updated = dataclasses.replace(webhook, **changes)
+        _check_subscribes(updated)
         await self._store.put_webhook(updated)
         return updated
 
     async def delete(self, webhook_id: str) -> None:
-        if not await self._store.delete_webhook(webhook_id):
+        if not await self._store.delete_webhook(_id(webhook_id, "webhook")):
             raise NotFoundError(f"webhook: no webhook with id {webhook_id!r}", field="webhook")
 
     async def _identifier(
@@ -459,3 +506,13 @@ class WebhookManager:
             # Names only: secret_key and custom headers may hold secrets.
             log.info("webhook %r updated: %s", identifier, changed)
         return await self.update(current.id, **{k: fields[k] for k in changed}, **other)
+
+
+def _check_subscribes(webhook: Webhook) -> None:
+    """A webhook must name events or carry a subscription query (it would never fire)."""
+    if not webhook.events and webhook.subscription_query is None:
+        raise InvalidEventsError(
+            "events: give events=[...] or a subscription_query; with neither the webhook "
+            "would never receive anything",
+            field="events",
+        )
