@@ -19,6 +19,8 @@ from webhookkit import WebhookKit
 
 from .conftest import PERMISSIONS_HEADER, make_dashboard, make_kit, start_aiohttp_host
 
+# Waits for the live refresh and real deliveries: generous, since CI shares two cores.
+expect.set_options(timeout=30_000)
 CHROMIUM = "/usr/bin/chromium"
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 ARGS = [

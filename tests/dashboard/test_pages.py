@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from conftest import Receiver
+from aiohttp import web
+from conftest import Received, Receiver
 
 from webhookkit import Secret
 from webhookkit.delivery.isolation import IsolationConfig
@@ -180,6 +181,10 @@ async def test_delivery_log_filters_pages_resends_and_replays(receiver: Receiver
         assert {a.id, b.id} == {d.webhook_id for d in await kit.list_deliveries()}
 
 
+def fail_bad_path(request: web.Request, record: Received) -> web.Response:
+    return web.Response(status=500 if request.path == "/bad" else 200)
+
+
 async def test_health_shows_rates_latency_and_an_open_breaker(receiver: Receiver) -> None:
     isolation = IsolationConfig(failure_threshold=1, cooldown=timedelta(hours=1))
     async with make_kit(isolation=isolation) as kit, serve("asgi", kit) as host:
@@ -191,9 +196,7 @@ async def test_health_shows_rates_latency_and_an_open_breaker(receiver: Receiver
         bad = await kit.webhooks.create(
             app, name="bad", target_url=receiver.url + "/bad", events=["ORDER_CREATED"]
         )
-        receiver.handler = lambda request, record: __import__("aiohttp").web.Response(
-            status=500 if request.path == "/bad" else 200
-        )
+        receiver.handler = fail_bad_path
         await kit.wait_for(await kit.trigger("ORDER_CREATED", payload={}), timeout=30)
         assert kit.scheduler.gate.state(bad.id, kit.clock.now()) == "open"
         page = await ui.get("/health")
