@@ -598,7 +598,14 @@ class ManagementAPI:
     async def q_apps(self, root: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
         _need_manage_apps(self.requestor(info))
         flt = args.get("filter") or {}
-        apps = sorted(await self.kit.store.list_apps(), key=lambda a: (a.name.lower(), a.id))
+        sort = args.get("sortBy") or {}
+        apps = await self.kit.store.list_apps()
+        if sort.get("field") == "CREATION_DATE":
+            apps.sort(key=lambda a: (a.created_at.timestamp() if a.created_at else 0.0, a.id))
+        else:
+            apps.sort(key=lambda a: (a.name.lower(), a.id))
+        if sort.get("direction") == "DESC":
+            apps.reverse()
         search = (flt.get("search") or "").lower()
         if search:
             apps = [a for a in apps if search in a.name.lower()]

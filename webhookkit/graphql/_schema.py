@@ -34,6 +34,7 @@ from graphql import (
     SchemaExtensionNode,
     build_schema,
     parse,
+    print_ast,
     validate_schema,
 )
 from graphql import extend_schema as graphql_extend_schema
@@ -50,8 +51,11 @@ if TYPE_CHECKING:
 __all__ = ["extend_schema"]
 
 
-def _merge(definition: Any, existing: Any) -> Any:
-    """The definition, or an extension with only what ``existing`` lacks (None: nothing)."""
+def _merge(definition: Any, existing: Any, *, root: bool = False) -> Any:
+    """The definition, or an extension with only what ``existing`` lacks (None: nothing).
+
+    A field the host has already must have the same type, except on the root types, where
+    the host's own field simply wins."""
     if isinstance(definition, ScalarTypeDefinitionNode):
         return None
     if isinstance(definition, ObjectTypeDefinitionNode | InterfaceTypeDefinitionNode):
@@ -59,6 +63,14 @@ def _merge(definition: Any, existing: Any) -> Any:
             raise ConfigurationError(
                 f"schema: the host's {definition.name.value} is not an object type", field="schema"
             )
+        for field in definition.fields or ():
+            found = existing.fields.get(field.name.value)
+            if found is not None and not root and str(found.type) != print_ast(field.type):
+                raise ConfigurationError(
+                    f"schema: the host's {definition.name.value}.{field.name.value} is "
+                    f"{found.type}, the management API needs {print_ast(field.type)}",
+                    field="schema",
+                )
         fields = tuple(f for f in definition.fields or () if f.name.value not in existing.fields)
         have = {i.name for i in existing.interfaces}
         interfaces = tuple(i for i in definition.interfaces or () if i.name.value not in have)
@@ -116,7 +128,7 @@ def _document(schema: GraphQLSchema, sdl: str) -> DocumentNode:
                         )
                     )
             continue
-        merged = _merge(definition, existing)
+        merged = _merge(definition, existing, root=name in root_names.values())
         if merged is not None:
             definitions.append(merged)
     if roots:

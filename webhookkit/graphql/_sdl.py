@@ -165,6 +165,7 @@ type Webhook implements Node {
   asyncEvents: [WebhookEventAsync!]!
   app: App!
   eventDeliveries(
+    sortBy: EventDeliverySortingInput
     filter: EventDeliveryFilterInput
     before: String
     after: String
@@ -184,6 +185,7 @@ type EventDelivery implements Node {
   status: EventDeliveryStatusEnum!
   eventType: WebhookEventTypeEnum!
   attempts(
+    sortBy: EventDeliveryAttemptSortingInput
     before: String
     after: String
     first: Int
@@ -232,8 +234,43 @@ type AppToken implements Node {
   authToken: String
 }
 
+type MetadataItem {
+  key: String!
+  value: String!
+}
+
+enum EventDeliverySortField {
+  CREATED_AT
+}
+
+input EventDeliverySortingInput {
+  direction: OrderDirection!
+  field: EventDeliverySortField!
+}
+
+enum EventDeliveryAttemptSortField {
+  CREATED_AT
+}
+
+input EventDeliveryAttemptSortingInput {
+  direction: OrderDirection!
+  field: EventDeliveryAttemptSortField!
+}
+
+enum AppSortField {
+  NAME
+  CREATION_DATE
+}
+
+input AppSortingInput {
+  direction: OrderDirection!
+  field: AppSortField!
+}
+
 type App implements Node {
   id: ID!
+  metadata: [MetadataItem!]!
+  privateMetadata: [MetadataItem!]!
   identifier: String
   permissions: [Permission!]
   created: DateTime
@@ -459,6 +496,7 @@ type {query} {{
   app(id: ID): App
   apps(
     filter: AppFilterInput
+    sortBy: AppSortingInput
     before: String
     after: String
     first: Int

@@ -86,7 +86,9 @@ class Views:
                     limit=MAX_DELIVERIES,
                 )
             )
-            found.reverse()  # newest first, as Saleor lists them
+            # Newest first unless asked otherwise (the store lists oldest first).
+            if (args.get("sortBy") or {}).get("direction") != "ASC":
+                found.reverse()
             return connection(
                 found,
                 self.delivery,
@@ -124,6 +126,8 @@ class Views:
 
         async def attempts(info: GraphQLResolveInfo[Any], **args: Any) -> dict[str, Any]:
             found = await self.kit.list_attempts(delivery.id)
+            if (args.get("sortBy") or {}).get("direction") == "DESC":
+                found.reverse()
             return connection(
                 found,
                 self.attempt,
@@ -175,6 +179,8 @@ class Views:
 
         return {
             "id": to_global_id("App", app.id),
+            "metadata": [],
+            "privateMetadata": [],
             "identifier": app.identifier,
             "permissions": [permission_view(p) for p in sorted(app.permissions)],
             "created": iso(app.created_at),
