@@ -24,6 +24,7 @@ from .exceptions import (
     InvalidURLError,
 )
 from .filters import PayloadFilter
+from .transports._extras import missing_extra_hint
 from .transports.base import Timeouts
 
 __all__ = [
@@ -281,8 +282,11 @@ def validate_target_url(url: str, schemes: Collection[str]) -> str:
             field="target_url",
         )
     if scheme not in schemes:
+        hint = missing_extra_hint(scheme)
         raise InvalidURLError(
-            f"target_url: no transport for scheme {scheme!r} (registered: {sorted(schemes)})",
+            f"target_url: {hint}"
+            if hint
+            else f"target_url: no transport for scheme {scheme!r} (registered: {sorted(schemes)})",
             field="target_url",
         )
     if scheme in {"http", "https"} and not parts.hostname:

@@ -7,6 +7,7 @@ The SQS and Pub/Sub transports live in :mod:`webhookkit.transports.sqs` and
 
 from __future__ import annotations
 
+from ._extras import missing_extra_hint
 from ._ssrf import AddressPolicy, GuardedResolver
 from .base import OutboundMessage, Timeouts, Transport, TransportResult, TransportRouter
 from .http import HTTPTransport
@@ -20,4 +21,5 @@ __all__ = [
     "Transport",
     "TransportResult",
     "TransportRouter",
+    "missing_extra_hint",
 ]
