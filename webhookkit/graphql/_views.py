@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLResolveInfo
 
-from .._secret import redact_headers, redact_url
+from .._secret import REDACTED, redact_headers, redact_url
 from ..apps import App, AppToken, Webhook
 from ..delivery.records import Attempt, Delivery, DeliveryStatus
 from ..events import ANY_EVENTS
@@ -44,7 +44,12 @@ def _status(value: str) -> str:
 
 
 def _headers_json(headers: Iterable[tuple[str, str]]) -> str:
-    return json.dumps(dict(redact_headers(list(headers))))
+    # Custom headers may be any ``Authorization*`` key (Saleor's rule): hide all of them.
+    shown = [
+        (k, REDACTED if k.lower().startswith("authorization") else v)
+        for k, v in redact_headers(list(headers))
+    ]
+    return json.dumps(dict(shown))
 
 
 class Views:
