@@ -25,7 +25,13 @@ from gcloud.aio.pubsub import PublisherClient, PubsubMessage
 
 from .._secret import redact_url
 from ..delivery.records import excerpt
-from ..exceptions import ConnectError, DeliveryTimeoutError, InvalidURLError, QueueError
+from ..exceptions import (
+    ConfigurationError,
+    ConnectError,
+    DeliveryTimeoutError,
+    InvalidURLError,
+    QueueError,
+)
 from ._limits import PUBSUB_MAX_MESSAGE_BYTES, check_limit, too_large
 from .base import OutboundMessage, Transport, TransportResult
 
@@ -94,6 +100,8 @@ class PubSubTransport(Transport):
     the message's total timeout. The message's ``ordering_key``, when set, becomes the
     Pub/Sub ordering key (the subscription must enable message ordering to honour it).
     ``max_message_bytes`` caps the body (the message's data), 10 MB as Google does.
+    ``delivery_id_attribute`` (e.g. ``"deliveryId"``) adds an attribute of that name with the
+    delivery id, the same on every attempt.
     """
 
     schemes = frozenset({"gcpubsub"})
@@ -104,8 +112,10 @@ class PubSubTransport(Transport):
         api_root: str | None = None,
         service_file: str | None = None,
         max_message_bytes: int = PUBSUB_MAX_MESSAGE_BYTES,
+        delivery_id_attribute: str | None = None,
     ) -> None:
         self.api_root = api_root
+        self.delivery_id_attribute = _attribute_name(delivery_id_attribute)
         self.max_body_bytes = check_limit(
             max_message_bytes, "max_message_bytes", maximum=PUBSUB_MAX_MESSAGE_BYTES
         )
@@ -139,6 +149,8 @@ class PubSubTransport(Transport):
             attributes["signature"] = message.signature
         # A signing profile's own headers (Standard Webhooks) travel as attributes too.
         attributes.update(message.signature_headers)
+        if self.delivery_id_attribute and message.delivery_id:
+            attributes[self.delivery_id_attribute] = message.delivery_id
         pubsub_message = PubsubMessage(
             message.body, ordering_key=message.ordering_key or "", **attributes
         )
@@ -179,6 +191,30 @@ class PubSubTransport(Transport):
 
     def __repr__(self) -> str:
         return f"PubSubTransport(api_root={self.api_root!r})"
+
+
+_RESERVED_ATTRIBUTES = frozenset({"saleordomain", "saleorapiurl", "eventtype", "signature"})
+
+
+def _attribute_name(name: str | None) -> str | None:
+    """``name`` if Pub/Sub takes it as an attribute key and it is none of ours."""
+    if name is None:
+        return None
+    field = "delivery_id_attribute"
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name.encode("utf-8")) > 256
+        or name.lower().startswith("goog")
+        or any(c.isspace() or ord(c) < 0x20 for c in name)
+    ):
+        raise ConfigurationError(
+            f"{field}: {name!r} is not a Pub/Sub attribute key (1-256 bytes, not 'goog...')",
+            field=field,
+        )
+    if name.lower() in _RESERVED_ATTRIBUTES or name.lower().startswith("webhook-"):
+        raise ConfigurationError(f"{field}: {name!r} is taken by webhookkit", field=field)
+    return name
 
 
 def _describe(exc: BaseException) -> str:

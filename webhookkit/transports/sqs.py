@@ -226,7 +226,8 @@ class SQSTransport(Transport):
     also bounded by the message's total timeout. Boto's own retries are off, the scheduler
     retries. ``dedup_by_delivery`` sends the delivery id as ``MessageDeduplicationId`` on
     FIFO queues, so queues without content-based deduplication work and two deliveries with
-    the same body are not merged.
+    the same body are not merged. ``delivery_id_attribute`` (e.g. ``"DeliveryId"``) adds a
+    String attribute of that name with the delivery id, the same on every attempt.
 
     ``max_message_bytes`` is the queue's MaximumMessageSize (AWS counts the attributes in
     it; default 256 KiB, up to 1 MiB); at trigger time bodies get ``max_body_bytes`` = that
@@ -243,12 +244,14 @@ class SQSTransport(Transport):
         connect_timeout: float = 2.0,
         read_timeout: float = 18.0,
         dedup_by_delivery: bool = False,
+        delivery_id_attribute: str | None = None,
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
         attribute_reserve: int = DEFAULT_ATTRIBUTE_RESERVE,
         offload: S3Offload | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.dedup_by_delivery = dedup_by_delivery
+        self.delivery_id_attribute = _attribute_name(delivery_id_attribute)
         self.max_message_bytes = check_limit(
             max_message_bytes, "max_message_bytes", maximum=SQS_CEILING_BYTES
         )
@@ -361,6 +364,11 @@ class SQSTransport(Transport):
         for name, value in message.signature_headers:
             if value:
                 attributes[name] = {"DataType": "String", "StringValue": value}
+        if self.delivery_id_attribute and message.delivery_id:
+            attributes[self.delivery_id_attribute] = {
+                "DataType": "String",
+                "StringValue": message.delivery_id,
+            }
         return attributes
 
     def message_size(self, message: OutboundMessage) -> int:
@@ -464,6 +472,35 @@ class SQSTransport(Transport):
     def __repr__(self) -> str:
         endpoint = redact_url(self.endpoint_url) if self.endpoint_url else None
         return f"SQSTransport(endpoint_url={endpoint!r}, clients={len(self._clients)})"
+
+
+_ATTRIBUTE_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
+_RESERVED_ATTRIBUTES = frozenset(
+    {"saleordomain", "saleorapiurl", "eventtype", "signature", EXTENDED_PAYLOAD_SIZE.lower()}
+)
+
+
+def _attribute_name(name: str | None) -> str | None:
+    """``name`` if SQS takes it as a message attribute name and it is none of ours."""
+    if name is None:
+        return None
+    field = "delivery_id_attribute"
+    if (
+        not isinstance(name, str)
+        or not _ATTRIBUTE_RE.fullmatch(name)
+        or name.startswith(".")
+        or name.endswith(".")
+        or ".." in name
+        or name.lower().startswith(("aws.", "amazon."))
+    ):
+        raise ConfigurationError(
+            f"{field}: {name!r} is not an SQS attribute name (letters, digits, '_', '-', '.'; "
+            "not starting with 'AWS.' or 'Amazon.')",
+            field=field,
+        )
+    if name.lower() in _RESERVED_ATTRIBUTES or name.lower().startswith("webhook-"):
+        raise ConfigurationError(f"{field}: {name!r} is taken by webhookkit", field=field)
+    return name
 
 
 def _describe(exc: BaseException) -> str:
