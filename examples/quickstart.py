@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from webhookkit import SignatureError, WebhookKit, verify_hmac, verify_jws
+from webhookkit import HTTPTransport, SignatureError, WebhookKit, verify_hmac, verify_jws
 
 SECRET = "quickstart-secret"
 
@@ -73,7 +73,9 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 async def main() -> int:
     # The receiver runs on 127.0.0.1, which the SSRF guard refuses unless allowed.
-    async with WebhookKit(domain="shop.example.com", allow_addresses=["127.0.0.1/32"]) as kit:
+    async with WebhookKit(
+        domain="shop.example.com", transports=[HTTPTransport(allow_addresses=["127.0.0.1/32"])]
+    ) as kit:
         # The shop publishes its JWKS, as Saleor does at /.well-known/jwks.json.
         shop = web.Application()
 

@@ -11,7 +11,7 @@ import json
 
 from aiohttp import web
 
-from webhookkit import SignatureError, WebhookKit, verify_hmac
+from webhookkit import HTTPTransport, SignatureError, WebhookKit, verify_hmac
 
 SECRET = "tax-app-secret"
 
@@ -35,7 +35,7 @@ async def main() -> None:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/taxes"
     try:
-        async with WebhookKit(allow_addresses=["127.0.0.1/32"]) as kit:
+        async with WebhookKit(transports=[HTTPTransport(allow_addresses=["127.0.0.1/32"])]) as kit:
             tax_app = await kit.apps.create("Taxes", permissions=["HANDLE_TAXES"])
             await kit.webhooks.create(
                 tax_app, target_url=url, events=["CHECKOUT_CALCULATE_TAXES"], secret_key=SECRET

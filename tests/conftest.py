@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from stores.pgcluster import PostgresCluster, PostgresUnavailableError
 
-from webhookkit import WebhookKit
+from webhookkit import HTTPTransport, WebhookKit
 from webhookkit.testing import FakeClock
 
 
@@ -110,7 +110,9 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def kit(clock: FakeClock) -> AsyncIterator[WebhookKit]:
     """A started kit on a FakeClock with Saleor's defaults otherwise."""
-    async with WebhookKit(domain="shop.example.com", clock=clock, allow_addresses=LOOPBACK) as kit:
+    async with WebhookKit(
+        domain="shop.example.com", clock=clock, transports=[HTTPTransport(allow_addresses=LOOPBACK)]
+    ) as kit:
         yield kit
 
 

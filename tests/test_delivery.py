@@ -16,6 +16,7 @@ from webhookkit import (
     ANY_EVENTS,
     ConfigurationError,
     DeliveryStatus,
+    HTTPTransport,
     PayloadError,
     RetryPolicy,
     Timeouts,
@@ -208,7 +209,9 @@ async def test_saleor_code_schedule_makes_six_attempts(
 ) -> None:
     receiver.statuses = [500] * 10
     async with WebhookKit(
-        clock=clock, retry=RetryPolicy.saleor(max_attempts=6), allow_addresses=LOOPBACK
+        clock=clock,
+        retry=RetryPolicy.saleor(max_attempts=6),
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
     ) as kit:
         await app_with_webhook(kit, receiver.url)
         [delivery_id] = await kit.trigger("ORDER_CREATED", payload={})
@@ -295,7 +298,7 @@ async def test_attempt_keeps_a_1024_character_excerpt_and_redacted_headers(
 async def test_delivery_of_a_webhook_deactivated_after_the_trigger_fails_unsent(
     clock: FakeClock, receiver: Receiver
 ) -> None:
-    kit = WebhookKit(clock=clock, allow_addresses=LOOPBACK)
+    kit = WebhookKit(clock=clock, transports=[HTTPTransport(allow_addresses=LOOPBACK)])
     _, webhook_id = await app_with_webhook(kit, receiver.url)
     [delivery_id] = await kit.trigger("ORDER_CREATED", payload={})
     await kit.webhooks.update(webhook_id, is_active=False)
@@ -310,7 +313,7 @@ async def test_delivery_of_a_webhook_deactivated_after_the_trigger_fails_unsent(
 async def test_deliveries_queued_before_start_are_sent_after_start(
     clock: FakeClock, receiver: Receiver
 ) -> None:
-    kit = WebhookKit(clock=clock, allow_addresses=LOOPBACK)
+    kit = WebhookKit(clock=clock, transports=[HTTPTransport(allow_addresses=LOOPBACK)])
     await app_with_webhook(kit, receiver.url)
     ids = [await kit.trigger("ORDER_CREATED", payload={"n": n}) for n in range(3)]
     assert receiver.received == []
@@ -323,7 +326,7 @@ async def test_leaving_the_context_waits_for_sends_in_flight(
     clock: FakeClock, receiver: Receiver
 ) -> None:
     receiver.delay = 0.3
-    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK) as kit:
+    async with WebhookKit(clock=clock, transports=[HTTPTransport(allow_addresses=LOOPBACK)]) as kit:
         await app_with_webhook(kit, receiver.url)
         [delivery_id] = await kit.trigger("ORDER_CREATED", payload={})
         await receiver.arrived.wait()

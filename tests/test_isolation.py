@@ -9,7 +9,7 @@ from datetime import timedelta
 from aiohttp import web
 from conftest import LOOPBACK, Received, Receiver
 
-from webhookkit import DeliveryStatus, Timeouts, WebhookKit
+from webhookkit import DeliveryConfig, DeliveryStatus, HTTPTransport, Timeouts, WebhookKit
 from webhookkit.delivery.isolation import IsolationConfig
 from webhookkit.testing import FakeClock
 
@@ -39,7 +39,10 @@ async def test_fast_endpoint_finishes_while_the_slow_one_hangs(
 
     slow.handler = hang
     # Leaving the block cancels the slow sends after 1 s and hands their leases back.
-    async with WebhookKit(allow_addresses=LOOPBACK, drain_timeout=1) as kit:
+    async with WebhookKit(
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        delivery=DeliveryConfig(drain_timeout=1),
+    ) as kit:
         # A budget no test run reaches: what follows holds however slow the machine is.
         await webhook(kit, slow.url, "PRODUCT_CREATED", timeouts=Timeouts(connect=2, total=3600))
         await webhook(kit, fast.url, "ORDER_CREATED")
@@ -68,7 +71,11 @@ async def test_breaker_holds_deliveries_without_spending_their_retries(
 ) -> None:
     receiver.statuses = [503, 503, 503]
     config = IsolationConfig(per_endpoint=1, failure_threshold=3, cooldown=timedelta(seconds=30))
-    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK, isolation=config) as kit:
+    async with WebhookKit(
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        delivery=DeliveryConfig(isolation=config),
+    ) as kit:
         hook_id = await webhook(kit, receiver.url, "ORDER_CREATED")
         ids = [i for n in range(10) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
         await kit.wait_idle()
@@ -90,7 +97,9 @@ async def test_breaker_holds_deliveries_without_spending_their_retries(
 async def test_trigger_waits_when_too_many_deliveries_are_unfinished(receiver: Receiver) -> None:
     receiver.delay = 0.02
     seen: list[int] = []
-    async with WebhookKit(allow_addresses=LOOPBACK, max_queued=5) as kit:
+    async with WebhookKit(
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)], delivery=DeliveryConfig(max_queued=5)
+    ) as kit:
         await webhook(kit, receiver.url, "ORDER_CREATED")
         ids: list[str] = []
         for n in range(30):

@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 from conftest import LOOPBACK, Received, Receiver
 
-from webhookkit import DeliveryStatus, WebhookKit
+from webhookkit import DeliveryStatus, HTTPTransport, WebhookKit
 from webhookkit.testing import FakeClock
 
 
@@ -24,7 +24,7 @@ async def test_an_ordered_key_waits_for_its_predecessor_while_other_keys_flow(
         return web.Response(status=200)
 
     receiver.handler = answer
-    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK) as kit:
+    async with WebhookKit(clock=clock, transports=[HTTPTransport(allow_addresses=LOOPBACK)]) as kit:
         app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
         await kit.webhooks.create(
             app, target_url=receiver.url, events=["ORDER_UPDATED"], ordered=True

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from conftest import LOOPBACK, Received, Receiver
 
-from webhookkit import DeliveryQuery, DeliveryStatus, InvalidFieldError, WebhookKit
+from webhookkit import DeliveryQuery, DeliveryStatus, HTTPTransport, InvalidFieldError, WebhookKit
 from webhookkit.stores.base import Retention
 from webhookkit.testing import FakeClock
 
@@ -51,13 +51,20 @@ async def test_manual_retry_of_a_failed_delivery_starts_a_fresh_budget(
 async def test_retrying_a_pending_or_unknown_delivery_is_an_error(
     clock: FakeClock, receiver: Receiver
 ) -> None:
-    kit = WebhookKit(clock=clock, allow_addresses=LOOPBACK)
+    kit = WebhookKit(clock=clock, transports=[HTTPTransport(allow_addresses=LOOPBACK)])
     await setup(kit, receiver.url)
     [delivery_id] = await kit.trigger("ORDER_CREATED", payload={})
     with pytest.raises(InvalidFieldError, match="still pending"):
         await kit.retry_delivery(delivery_id)
     with pytest.raises(InvalidFieldError, match="does not exist"):
         await kit.retry_delivery("nope")
+
+
+def test_default_retention_keeps_successes_a_day_and_failures_14_days() -> None:
+    default = WebhookKit().retention
+    assert default is not None
+    assert default.keep_success == timedelta(hours=24)
+    assert default.keep_failed == timedelta(days=14)
 
 
 async def test_retention_purges_successes_and_keeps_failures_14_days(
@@ -67,7 +74,10 @@ async def test_retention_purges_successes_and_keeps_failures_14_days(
         return web.Response(status=404 if record.body == b'{"n":1}' else 200)
 
     receiver.handler = answer
-    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK, retention=Retention()) as kit:
+    saleor_rule = Retention(keep_success=None)  # successes purged at once, as Saleor does
+    async with WebhookKit(
+        clock=clock, retention=saleor_rule, transports=[HTTPTransport(allow_addresses=LOOPBACK)]
+    ) as kit:
         await setup(kit, receiver.url)
         failed = await kit.trigger("ORDER_CREATED", payload={"n": 1})
         ok = await kit.trigger("ORDER_CREATED", payload={"n": 2})

@@ -13,7 +13,7 @@ from conftest import LOOPBACK, Received, Receiver
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhookkit import ConfigurationError, DeliveryStatus, RetryPolicy, WebhookKit
+from webhookkit import ConfigurationError, DeliveryStatus, HTTPTransport, RetryPolicy, WebhookKit
 from webhookkit.delivery.retry import RETRY_AFTER_CEILING, Outcome, parse_retry_after
 from webhookkit.testing import FakeClock
 
@@ -25,7 +25,9 @@ async def setup(kit: WebhookKit, url: str) -> str:
 
 
 def kit_with(clock: FakeClock, retry: RetryPolicy) -> WebhookKit:
-    return WebhookKit(clock=clock, retry=retry, allow_addresses=LOOPBACK)
+    return WebhookKit(
+        clock=clock, retry=retry, transports=[HTTPTransport(allow_addresses=LOOPBACK)]
+    )
 
 
 def test_saleor_policy_delays_are_10_times_powers_of_two() -> None:

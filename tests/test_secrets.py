@@ -11,7 +11,7 @@ from conftest import LOOPBACK, Receiver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from webhookkit import ConfigurationError, InvalidKeyError, RSAKey, WebhookKit
+from webhookkit import ConfigurationError, HTTPTransport, InvalidKeyError, RSAKey, WebhookKit
 from webhookkit.testing import FakeClock
 
 SECRET_KEY = "hmac-secret-do-not-leak"
@@ -36,7 +36,9 @@ async def test_secrets_never_appear_in_reprs_logs_errors_or_records(
     pem_body = pem.decode().splitlines()[5]  # a line of the private key material
     receiver.statuses = [503]
     seen: list[str] = []
-    async with WebhookKit(clock=clock, signing_key=pem, allow_addresses=LOOPBACK) as kit:
+    async with WebhookKit(
+        clock=clock, signing_key=pem, transports=[HTTPTransport(allow_addresses=LOOPBACK)]
+    ) as kit:
         app = await kit.apps.create("leaky", permissions=["MANAGE_ORDERS"])
         token = await kit.apps.create_token(app.id)
         raw_token = token.raw.reveal()

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from conftest import LOOPBACK, Received, Receiver
 
-from webhookkit import ConfigurationError, WebhookKit, verify_hmac
+from webhookkit import ConfigurationError, HTTPTransport, SyncConfig, WebhookKit, verify_hmac
 from webhookkit.delivery.sync import BreakerConfig, CircuitBreaker, SyncCaller
 from webhookkit.testing import FakeClock
 from webhookkit.transports import TransportRouter
@@ -30,7 +30,11 @@ async def sync_webhook(kit: WebhookKit, url: str, **kwargs: object) -> str:
 
 def sync_kit(clock: FakeClock) -> WebhookKit:
     """A kit with the sync response cache on (300 s), delivering to loopback."""
-    return WebhookKit(clock=clock, allow_addresses=LOOPBACK, sync_cache_ttl=300)
+    return WebhookKit(
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        sync=SyncConfig(cache_ttl=300),
+    )
 
 
 def json_answer(data: object, status: int = 200) -> Callable[[web.Request, Received], web.Response]:
@@ -195,7 +199,11 @@ async def test_breaker_reopens_from_half_open(clock: FakeClock) -> None:
 async def test_open_breaker_skips_the_call(clock: FakeClock, receiver: Receiver) -> None:
     receiver.statuses = [500, 500]
     config = BreakerConfig(open_errors=2, open_rate=0.5)
-    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK, sync_breaker=config) as kit:
+    async with WebhookKit(
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        sync=SyncConfig(breaker=config),
+    ) as kit:
         await sync_webhook(kit, receiver.url)
         for _ in range(2):
             await kit.request("CHECKOUT_CALCULATE_TAXES", payload={})

@@ -9,8 +9,10 @@ from __future__ import annotations
 from ._secret import Secret
 from .apps import App, AppToken, NewAppToken, Webhook
 from .clock import Clock, SystemClock
+from .config import DeliveryConfig, IsolationConfig, SyncConfig, Timeouts
 from .delivery.records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
 from .delivery.retry import RetryPolicy
+from .delivery.sync import BreakerConfig
 from .dispatcher import WebhookKit
 from .events import ANY_EVENTS, EventKind, EventRegistry, EventType
 from .exceptions import (
@@ -42,6 +44,7 @@ from .exceptions import (
     UnknownEventError,
     UnknownKeyError,
     UnknownPermissionError,
+    WaitTimeoutError,
     WebhookKitError,
 )
 from .payloads import PayloadBuilder, PayloadGroup, PayloadRequest, SerializerPayloads
@@ -63,7 +66,7 @@ from .signing import (
     verify_jws,
 )
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store
-from .transports import HTTPTransport, OutboundMessage, Timeouts, Transport, TransportResult
+from .transports import HTTPTransport, OutboundMessage, Transport, TransportResult
 
 __version__ = "0.1.0"
 
@@ -74,10 +77,12 @@ __all__ = [
     "Attempt",
     "AttemptStatus",
     "BlockedAddressError",
+    "BreakerConfig",
     "Clock",
     "ConfigurationError",
     "ConnectError",
     "Delivery",
+    "DeliveryConfig",
     "DeliveryError",
     "DeliveryQuery",
     "DeliveryStatus",
@@ -97,6 +102,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidQueryError",
     "InvalidURLError",
+    "IsolationConfig",
     "JWKSFetchError",
     "JWKSVerifier",
     "JWSSigner",
@@ -128,6 +134,7 @@ __all__ = [
     "StandardWebhooksVerifier",
     "Store",
     "StoreError",
+    "SyncConfig",
     "SystemClock",
     "TLSError",
     "Timeouts",
@@ -139,6 +146,7 @@ __all__ = [
     "UnknownKeyError",
     "UnknownPermissionError",
     "Verifier",
+    "WaitTimeoutError",
     "Webhook",
     "WebhookKit",
     "WebhookKitError",

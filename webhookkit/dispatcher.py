@@ -3,63 +3,67 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+from ._catalog import Catalog
 from ._ids import new_id
 from ._manage import AppManager, WebhookManager
-from .apps import App, Webhook, app_can_receive
+from ._secret import redact_url
+from .apps import App, Webhook
 from .clock import Clock, SystemClock
-from .delivery.isolation import IsolationConfig
+from .config import DeliveryConfig, SyncConfig
 from .delivery.records import Attempt, Delivery, Payload
 from .delivery.retry import RetryPolicy
 from .delivery.scheduler import DeliveryStats, Scheduler
-from .delivery.sync import BreakerConfig, CircuitBreaker, SyncCaller, SyncResponse
+from .delivery.sync import CircuitBreaker, SyncCaller, SyncResponse
 from .events import EventRegistry, EventType, default_registry
-from .exceptions import ConfigurationError, InvalidFieldError, WebhookKitError
+from .exceptions import ConfigurationError, InvalidFieldError, WaitTimeoutError
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from .stores.base import Retention
-from .transports.base import Timeouts, Transport, TransportRouter
+from .transports.base import Transport, TransportRouter
 from .transports.http import HTTPTransport
-
-if TYPE_CHECKING:
-    from graphql import GraphQLSchema
-
-    from .payloads.graphql import ContextFactory
 
 __all__ = ["WebhookKit"]
 
 log = logging.getLogger("webhookkit")
 
-#: Saleor's rule: successes purged, failures kept 14 days; checked every hour.
+#: Successes kept 24 hours, failures 14 days (Saleor's); checked every hour.
 DEFAULT_RETENTION = Retention()
+#: Seconds between looks at a durable store's configuration version (changes made by other
+#: processes are seen within this; PostgreSQL's NOTIFY usually makes it immediate).
+CONFIG_REFRESH = 1.0
+_MAX_DOMAIN = 253
 
 
 class WebhookKit:
     """Apps, webhooks, triggers and deliveries, with in-memory defaults.
 
     ``async with WebhookKit(...) as kit:`` starts the scheduler; leaving the block stops
-    claiming new work and waits (up to ``drain_timeout``) for sends in flight.
+    claiming new work and waits (up to ``delivery.drain_timeout``) for sends in flight.
 
     Options, by concern (every one has a working default):
 
     - identity: ``domain`` (``Saleor-Domain``), ``api_url`` (``Saleor-Api-Url``);
     - state: ``store`` (object or URL: ``memory://``, ``sqlite:///path``,
-      ``postgresql://...``), ``registry``, ``retention``, ``lease``, ``poll_interval``;
-    - payloads: ``schema`` (+ ``context_factory``, ``schema_events``) for subscription
-      queries, or a custom ``payloads`` builder; serializers via ``register_serializer``;
+      ``postgresql://...``), ``registry`` (events and permissions), ``retention``;
+    - payloads: a builder such as ``GraphQLPayloads(schema)`` for subscription queries
+      (default: serializers, see :meth:`register_serializer`);
     - signing: ``signing_key`` (KeySet, key, PEM; generated when None);
-    - sending: ``transports`` (mounted by scheme), ``timeouts``, ``allow_addresses`` (SSRF
-      allow-list), ``ca_bundle``, ``client_cert``, ``sqs_endpoint_url``;
-    - scheduling: ``retry``, ``concurrency``, ``isolation``, ``max_queued``,
-      ``drain_timeout``, ``clock``;
-    - sync webhooks: ``sync_cache_ttl``, ``sync_breaker``.
+    - sending: ``transports`` (each mounted for its schemes; default ``HTTPTransport()``;
+      SQS and Pub/Sub mount themselves on first use of ``awssqs://``/``gcpubsub://``) and
+      ``retry`` (:class:`RetryPolicy`);
+    - scheduling: ``delivery`` (:class:`DeliveryConfig`: concurrency, batches, lease,
+      back-pressure, timeouts, per-endpoint isolation); sync webhooks: ``sync``
+      (:class:`SyncConfig`);
+    - time: ``clock`` (``webhookkit.testing.FakeClock`` in tests).
     """
 
     def __init__(
@@ -69,84 +73,49 @@ class WebhookKit:
         api_url: str | None = None,
         store: Store | str | None = None,
         registry: EventRegistry | None = None,
-        transports: Iterable[Transport] = (),
+        payloads: PayloadBuilder | None = None,
+        transports: Iterable[Transport] | None = None,
         signing_key: KeySet | SigningKey | bytes | str | None = None,
         retry: RetryPolicy | None = None,
-        clock: Clock | None = None,
-        payloads: PayloadBuilder | None = None,
-        timeouts: Timeouts | None = None,
-        concurrency: int = 100,
-        drain_timeout: float = 30.0,
-        allow_addresses: Iterable[str] = (),
-        ca_bundle: str | os.PathLike[str] | None = None,
-        client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
-        sqs_endpoint_url: str | None = None,
-        schema: GraphQLSchema | str | None = None,
-        context_factory: ContextFactory | None = None,
-        schema_events: Iterable[str | EventType] | None = None,
-        sync_cache_ttl: float | None = None,
-        sync_breaker: BreakerConfig | bool = False,
-        isolation: IsolationConfig | None = None,
-        max_queued: int | None = 100_000,
-        lease: timedelta = timedelta(minutes=5),
-        poll_interval: float | None = None,
+        delivery: DeliveryConfig | None = None,
+        sync: SyncConfig | None = None,
         retention: Retention | None = DEFAULT_RETENTION,
+        clock: Clock | None = None,
     ) -> None:
-        if not domain or "/" in domain or any(c.isspace() for c in domain):
-            raise InvalidFieldError(
-                f"domain: {domain!r} must be a bare host name such as 'shop.example.com'",
-                field="domain",
-            )
-        if concurrency < 1:
-            raise InvalidFieldError("concurrency: must be at least 1", field="concurrency")
-        self.domain = domain
-        self.api_url = api_url or f"https://{domain}/graphql/"
+        self.domain = _check_domain(domain)
+        self.api_url = _check_api_url(api_url) if api_url is not None else None
+        if self.api_url is None:
+            self.api_url = f"https://{self.domain}/graphql/"
+        self.delivery = _check_type(delivery, DeliveryConfig, "delivery") or DeliveryConfig()
+        self.sync_config = _check_type(sync, SyncConfig, "sync") or SyncConfig()
+        self.retention = _check_type(retention, Retention, "retention")
+        if registry is not None and not isinstance(registry, EventRegistry):
+            raise InvalidFieldError("registry: must be an EventRegistry", field="registry")
         self.registry = registry if registry is not None else default_registry()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._owns_store = not (store is not None and not isinstance(store, str))
         self.store: Store = open_store(store)
-        # Transport options: ``allow_addresses`` opens the SSRF guard for those networks
-        # (``["127.0.0.1/32"]`` for loopback tests); ``ca_bundle``/``client_cert`` set TLS
-        # trust and mTLS; ``sqs_endpoint_url`` points SQS at a local server.
-        self.router = TransportRouter(
-            _default_transports(
-                allow_addresses=allow_addresses,
-                ca_bundle=ca_bundle,
-                client_cert=client_cert,
-                sqs_endpoint_url=sqs_endpoint_url,
-            )
-        )
-        for transport in transports:
-            self.router.mount(transport)
+        self.router = TransportRouter([HTTPTransport()] if transports is None else ())
+        if transports is not None:
+            if isinstance(transports, Transport):
+                transports = [transports]
+            for transport in transports:
+                self.router.mount(transport)
+            if "http" not in self.router.mounted and "https" not in self.router.mounted:
+                self.router.mount(HTTPTransport())
         self.serializers = SerializerPayloads()
-        # ``schema``: subscription queries run against it (``schema_events`` must all have a
-        # type there); the GraphQL builder is imported only then, so ``import webhookkit``
-        # does not pay for graphql-core.
-        if schema is not None:
-            if payloads is not None:
-                raise ConfigurationError(
-                    "schema: pass either schema=... or payloads=..., not both", field="schema"
-                )
-            from .payloads.graphql import GraphQLPayloads
-
-            payloads = GraphQLPayloads(
-                schema,
-                registry=self.registry,
-                fallback=self.serializers,
-                context_factory=context_factory,
-                events=schema_events,
-            )
-        elif context_factory is not None or schema_events is not None:
-            raise ConfigurationError(
-                "schema: context_factory and schema_events need schema=...", field="schema"
-            )
+        if payloads is not None:
+            bind = getattr(payloads, "bind", None)
+            if callable(bind):
+                bind(self.registry, self.serializers)
         self.payloads: PayloadBuilder = payloads if payloads is not None else self.serializers
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.retry = _check_type(retry, RetryPolicy, "retry") or RetryPolicy()
         self.signer = JWSSigner(KeySet.of(signing_key))
-        self._drain_timeout = drain_timeout
-        self.retention = retention
         self._retention_task: asyncio.Task[None] | None = None
+        self._config_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self._logged_skips: set[tuple[str, str]] = set()
+        self.catalog = Catalog(self.store, self.registry)
         self.apps = AppManager(self.store, self.registry, self.clock)
         self.webhooks = WebhookManager(
             self.store, self.registry, self.router, self.clock, lambda: self.payloads
@@ -160,24 +129,18 @@ class WebhookKit:
             jws_signer=self.signer,
             domain=self.domain,
             api_url=self.api_url,
-            timeouts=timeouts if timeouts is not None else Timeouts(),
-            concurrency=concurrency,
-            isolation=isolation,
-            max_queued=max_queued,
-            lease=lease,
-            # Other processes may queue work in a shared store: look again now and then.
-            poll_interval=poll_interval
-            if poll_interval is not None or isinstance(self.store, MemoryStore)
-            else 1.0,
+            config=self.delivery,
+            catalog=self.catalog,
+            durable=not isinstance(self.store, MemoryStore),
         )
         # Sync webhooks (``request``): Saleor's optional response cache and per-app breaker.
-        breaker_config = sync_breaker if isinstance(sync_breaker, BreakerConfig) else None
+        breaker = self.sync_config.breaker
         self.sync = SyncCaller(
             router=self.router,
             clock=self.clock,
             message=self.scheduler.message,
-            cache_ttl=sync_cache_ttl,
-            breaker=CircuitBreaker(self.clock, breaker_config) if sync_breaker else None,
+            cache_ttl=self.sync_config.cache_ttl,
+            breaker=CircuitBreaker(self.clock, breaker) if breaker is not None else None,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -191,26 +154,46 @@ class WebhookKit:
     async def start(self) -> None:
         """Open the store and start the scheduler; deliveries already stored are picked up."""
         await self.store.open()
+        await self.catalog.refresh(force=True)
         await self._warm_queries()
+        self._closing.clear()
         self.scheduler.start()
         if self.retention is not None and self._retention_task is None:
-            self._closing.clear()
             self._retention_task = asyncio.create_task(
                 self._retention_loop(self.retention), name="webhookkit-retention"
             )
+        if not isinstance(self.store, MemoryStore) and self._config_task is None:
+            self._config_task = asyncio.create_task(self._config_loop(), name="webhookkit-config")
 
     async def _warm_queries(self) -> None:
         """Validate stored subscription queries once now, so the first trigger after a
         restart finds them cached instead of validating on the hot path."""
         if isinstance(self.payloads, SerializerPayloads):
             return
-        queries = {w.subscription_query for w in await self.store.list_webhooks()}
+        queries = {w.subscription_query for w in self.catalog.webhooks}
         for query in sorted(q for q in queries if q):
             try:
                 self.payloads.prepare_query(query, self.registry)
             except ConfigurationError as exc:
                 # Trigger-time skips such webhooks with the same reason; say it at start too.
                 log.warning("stored subscription query no longer valid: %s", exc)
+
+    async def _config_loop(self) -> None:
+        """Notice configuration changes made by other processes (see :data:`CONFIG_REFRESH`)."""
+        failing = False
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), CONFIG_REFRESH)
+            if self._closing.is_set():
+                return
+            try:
+                await self.store.poll_config()
+            except Exception as exc:
+                if not failing:
+                    log.warning("webhookkit: cannot read the configuration version: %s", exc)
+                failing = True
+            else:
+                failing = False
 
     async def _retention_loop(self, retention: Retention) -> None:
         seconds = retention.interval.total_seconds()
@@ -224,16 +207,17 @@ class WebhookKit:
                 )
                 if count:
                     log.info("retention: purged %d finished deliveries", count)
-            except WebhookKitError:
+            except Exception:
                 log.exception("retention: purge failed; will try again")
 
     async def aclose(self) -> None:
         """Stop claiming, wait for in-flight sends, close transports (and an owned store)."""
         self._closing.set()
-        if self._retention_task is not None:
-            await self._retention_task
-            self._retention_task = None
-        await self.scheduler.stop(drain_timeout=self._drain_timeout)
+        for task in (self._retention_task, self._config_task):
+            if task is not None:
+                await task
+        self._retention_task = self._config_task = None
+        await self.scheduler.stop(drain_timeout=self.delivery.drain_timeout)
         await self.router.aclose()
         if self._owns_store:
             await self.store.aclose()
@@ -263,7 +247,6 @@ class WebhookKit:
 
     # -- triggering --------------------------------------------------------------------------
     async def _targets(self, event: EventType, app: App | str | None) -> list[tuple[Webhook, App]]:
-        apps = {a.id: a for a in await self.store.list_apps()}
         only_app: str | None = None
         if event.is_app_lifecycle:
             if app is None:
@@ -272,16 +255,24 @@ class WebhookKit:
                     field="app",
                 )
             only_app = app.id if isinstance(app, App) else app
-        targets = []
-        for webhook in await self.store.list_webhooks(only_app):
-            owner = apps.get(webhook.app_id)
-            if (
-                owner is not None
-                and webhook.subscribes_to(self.registry, event)
-                and app_can_receive(owner, webhook, event)
-            ):
-                targets.append((webhook, owner))
+        await self.catalog.refresh()
+        targets, skipped = self.catalog.targets(event, only_app)
+        for skip in skipped:
+            self._skipped(event, skip.webhook, skip.reason)
         return targets
+
+    def _skipped(self, event: EventType, webhook: Webhook, reason: str) -> None:
+        """Count a subscribed webhook that gets nothing; say why once per webhook and reason."""
+        self.scheduler.stats.skip(reason)
+        if (webhook.id, reason) not in self._logged_skips:
+            self._logged_skips.add((webhook.id, reason))
+            log.warning(
+                "webhook %s gets no %s: %s (logged once)",
+                webhook.id,
+                event.name,
+                reason,
+                extra={"webhook_id": webhook.id, "app_id": webhook.app_id, "event": event.value},
+            )
 
     async def trigger(
         self,
@@ -307,6 +298,9 @@ class WebhookKit:
         ``payload`` (JSON-able object or JSON bytes) is sent as is; without it the body comes
         from the subscription query or the serializer registered for the event. ``app`` names
         the affected app for app lifecycle events, which go to that app only.
+
+        A failing store raises :class:`StoreError` and nothing is written (the batch is one
+        transaction).
         """
         event_type = self.registry.get(event)
         if not event_type.is_async:
@@ -321,6 +315,8 @@ class WebhookKit:
                 f"SQLite store, not {type(self.store).__name__}",
                 field="connection",
             )
+        if ordering_key is not None and not isinstance(ordering_key, str):
+            raise InvalidFieldError("ordering_key: must be a string", field="ordering_key")
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
             app = subject
         targets = await self._targets(event_type, app)
@@ -342,18 +338,15 @@ class WebhookKit:
         key = ordering_key if ordering_key is not None else _subject_key(subject)
         for group in groups:
             if group.body is None:
-                log.info(
-                    "no delivery of %s to %d webhook(s): %s",
-                    event_type.value,
-                    len(group.webhooks),
-                    group.reason or "empty payload",
-                )
+                reason = group.reason or "empty payload"
+                for webhook in group.webhooks:
+                    self._skipped(event_type, webhook, reason)
                 continue
-            row = Payload(id=_new_id(), event=event_type.value, body=group.body, created_at=now)
+            row = Payload(id=new_id(), event=event_type.value, body=group.body, created_at=now)
             payloads.append(row)
             deliveries += [
                 Delivery(
-                    id=_new_id(),
+                    id=new_id(),
                     payload_id=row.id,
                     webhook_id=webhook.id,
                     app_id=webhook.app_id,
@@ -364,15 +357,20 @@ class WebhookKit:
                 )
                 for webhook in group.webhooks
             ]
-        if deliveries:
-            await self.scheduler.reserve(len(deliveries))
+        if not deliveries:
+            return []
+        await self.scheduler.reserve(len(deliveries))
+        try:
             if connection is not None:
                 assert isinstance(self.store, PostgresStore | SQLiteStore)
                 await self.store.add_deliveries(payloads, deliveries, connection=connection)
             else:
                 await self.store.add_deliveries(payloads, deliveries)
-            if self.scheduler.running:
-                self.scheduler.notify()
+        except BaseException:
+            self.scheduler.unreserve(len(deliveries))
+            raise
+        if self.scheduler.running:
+            self.scheduler.notify()
         return [d.id for d in deliveries]
 
     async def dry_run(
@@ -394,8 +392,8 @@ class WebhookKit:
 
         if not isinstance(self.payloads, GraphQLPayloads):
             raise ConfigurationError(
-                "schema: dry_run needs a GraphQL schema; pass schema=... to WebhookKit",
-                field="schema",
+                "payloads: dry_run needs a GraphQL schema; pass payloads=GraphQLPayloads(schema)",
+                field="payloads",
             )
         owner = await self.apps.get(app) if isinstance(app, str) else app
         return await self.payloads.dry_run(
@@ -453,6 +451,8 @@ class WebhookKit:
     async def retry_delivery(self, delivery_id: str) -> Delivery:
         """Send a finished delivery again now with a fresh retry budget (Saleor's
         ``eventDeliveryRetry``). Its attempts so far stay on record."""
+        if not isinstance(delivery_id, str) or not delivery_id:
+            raise InvalidFieldError("delivery_id: must be a non-empty string", field="delivery_id")
         delivery = await self.store.requeue(delivery_id, self.clock.now())
         if delivery is None:
             found = await self.store.get_delivery(delivery_id)
@@ -482,13 +482,25 @@ class WebhookKit:
         return await self.store.list_attempts(delivery_id)
 
     async def wait_idle(self) -> None:
-        """Wait until nothing is due at the clock's current time and nothing is in flight."""
+        """Wait until nothing is due at the clock's current time, nothing is in flight and
+        every attempt is recorded."""
         await self.scheduler.wait_idle()
 
     async def wait_for(
         self, delivery_ids: Sequence[str], *, timeout: float | None = None
     ) -> list[Delivery]:
-        """Wait until every delivery is final (success or failed); raises TimeoutError."""
+        """Wait until every delivery is final (success or failed).
+
+        Raises :class:`~webhookkit.exceptions.WaitTimeoutError` (a ``TimeoutError``) after
+        ``timeout`` seconds. Deliveries may be sent by this kit (``async with kit``) or by
+        workers in other processes; without either nothing ever finishes, which the error
+        says.
+        """
+        if isinstance(delivery_ids, str):
+            raise InvalidFieldError(
+                "delivery_ids: expected a list of delivery ids, got a single string",
+                field="delivery_ids",
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         final: dict[str, Delivery] = {}
         waiting = list(dict.fromkeys(delivery_ids))
@@ -509,7 +521,16 @@ class WebhookKit:
                 return [final[i] for i in delivery_ids]
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"{len(waiting)} deliveries still pending")
+                hint = (
+                    ""
+                    if self.scheduler.running
+                    else "; this kit is not sending (use 'async with kit:' or kit.start(), "
+                    "or run workers)"
+                )
+                raise WaitTimeoutError(
+                    f"wait_for: {len(waiting)} of {len(final) + len(waiting)} deliveries still "
+                    f"pending after {timeout} s{hint}"
+                )
             # Poll at least once a second: another process may finish deliveries too.
             await self.scheduler.wait_progress(1.0 if remaining is None else min(remaining, 1.0))
 
@@ -526,36 +547,51 @@ def _subject_key(subject: Any) -> str:
     return "*" if value is None else str(value)
 
 
-def _new_id() -> str:
-    return new_id()
+_T = TypeVar("_T")
 
 
-def _default_transports(
-    *,
-    allow_addresses: Iterable[str],
-    ca_bundle: str | os.PathLike[str] | None,
-    client_cert: str | os.PathLike[str] | tuple[str, str] | None,
-    sqs_endpoint_url: str | None,
-) -> list[Transport]:
-    """HTTP(S) always; SQS and Pub/Sub when their extra (aioboto3, gcloud-aio-pubsub) is in."""
-    transports: list[Transport] = [
-        HTTPTransport(allow_addresses=allow_addresses, ca_bundle=ca_bundle, client_cert=client_cert)
-    ]
-    try:
-        from .transports.sqs import SQSTransport
-    except ImportError:
-        if sqs_endpoint_url is not None:
-            raise ConfigurationError(
-                "sqs_endpoint_url: the SQS transport needs aioboto3: pip install 'webhookkit[sqs]'",
-                field="sqs_endpoint_url",
-            ) from None
-        log.debug("webhookkit: aioboto3 not installed, no awssqs:// transport")
-    else:
-        transports.append(SQSTransport(endpoint_url=sqs_endpoint_url))
-    try:
-        from .transports.pubsub import PubSubTransport
-    except ImportError:
-        log.debug("webhookkit: gcloud-aio-pubsub not installed, no gcpubsub:// transport")
-    else:
-        transports.append(PubSubTransport())
-    return transports
+def _check_type(value: _T | None, kind: type[_T], name: str) -> _T | None:
+    if value is not None and not isinstance(value, kind):
+        raise InvalidFieldError(
+            f"{name}: must be a {kind.__name__}, got {type(value).__name__}", field=name
+        )
+    return value
+
+
+def _printable(text: str) -> bool:
+    return all(0x20 < ord(c) < 0x7F for c in text)
+
+
+def _check_domain(domain: Any) -> str:
+    """A bare host name (optionally with a port) for ``Saleor-Domain``."""
+    if (
+        not isinstance(domain, str)
+        or not domain
+        or len(domain) > _MAX_DOMAIN
+        or not _printable(domain)
+        or "/" in domain
+        or "@" in domain
+    ):
+        shown = repr(domain)[:80]
+        raise InvalidFieldError(
+            f"domain: {shown} must be a bare host name such as 'shop.example.com' "
+            "(printable ASCII, no spaces, slashes or control characters)",
+            field="domain",
+        )
+    return domain
+
+
+def _check_api_url(url: Any) -> str:
+    """An absolute http(s) URL for ``Saleor-Api-Url``, safe to put in a header."""
+    if not isinstance(url, str) or not url or len(url) > 2048 or not _printable(url):
+        raise InvalidFieldError(
+            "api_url: must be an absolute http(s) URL of printable ASCII without spaces or "
+            "control characters",
+            field="api_url",
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidFieldError(
+            f"api_url: {redact_url(url)!r} is not an absolute http(s) URL", field="api_url"
+        )
+    return url

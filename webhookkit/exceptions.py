@@ -31,6 +31,7 @@
     |   +-- SignatureMismatchError         well-formed, but the body or key does not match
     |   +-- TimestampError                 the signed timestamp is outside the tolerance
     +-- StoreError                         the store failed or was used after close
+    +-- WaitTimeoutError (TimeoutError)    wait_for ran out of time, deliveries still pending
 
 Every message names the field (or header, or event) at fault and says why.
 """
@@ -68,6 +69,7 @@ __all__ = [
     "UnknownEventError",
     "UnknownKeyError",
     "UnknownPermissionError",
+    "WaitTimeoutError",
     "WebhookKitError",
 ]
 
@@ -262,3 +264,8 @@ class TimestampError(SignatureError):
 
 class StoreError(WebhookKitError):
     """The store failed, or was used after it was closed."""
+
+
+class WaitTimeoutError(WebhookKitError, TimeoutError):
+    """``wait_for`` ran out of time with deliveries still pending (the message says how many,
+    and whether anything was sending them)."""

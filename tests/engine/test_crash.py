@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.procs import CountingReceiver, Worker, Workers, wait_until
-from webhookkit import Delivery, DeliveryQuery, DeliveryStatus, WebhookKit
+from webhookkit import Delivery, DeliveryQuery, DeliveryStatus, HTTPTransport, WebhookKit
 from webhookkit.stores import PostgresStore, SQLiteStore, Store
 
 TOTAL = 5_000
@@ -127,7 +127,7 @@ async def test_sqlite_worker_killed_mid_run_loses_nothing(
     # The test process only queues (its scheduler never starts); NORMAL sync queues faster and
     # loses nothing unless the machine loses power. The workers use the URL's FULL default.
     store = SQLiteStore(path, synchronous="NORMAL")
-    kit = WebhookKit(store=store, allow_addresses=["127.0.0.1/32"])
+    kit = WebhookKit(store=store, transports=[HTTPTransport(allow_addresses=["127.0.0.1/32"])])
     try:
         counting_receiver.delay = ANSWER_DELAY
         ids = await queue_events(kit, counting_receiver.url, batch=100)
@@ -165,7 +165,7 @@ async def test_postgres_one_of_three_workers_killed_mid_run_loses_nothing(
     record_property: RecordProperty,
 ) -> None:
     store = PostgresStore(pg_dsn, max_size=10, listen=False)
-    kit = WebhookKit(store=store, allow_addresses=["127.0.0.1/32"])
+    kit = WebhookKit(store=store, transports=[HTTPTransport(allow_addresses=["127.0.0.1/32"])])
     try:
         counting_receiver.delay = ANSWER_DELAY
         ids = await queue_events(kit, counting_receiver.url, batch=50)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from conftest import LOOPBACK, Receiver
 
-from webhookkit import DeliveryStatus, WebhookKit
+from webhookkit import DeliveryConfig, DeliveryStatus, HTTPTransport, WebhookKit
 from webhookkit.stores import PostgresStore
 
 DELIVERIES = 200
@@ -28,14 +28,15 @@ async def test_two_workers_never_send_a_held_delivery_twice(
     pg_dsn: str, receiver: Receiver
 ) -> None:
     receiver.delay = ANSWER_DELAY
-    queue = WebhookKit(store=PostgresStore(pg_dsn, listen=False), allow_addresses=LOOPBACK)
+    queue = WebhookKit(
+        store=PostgresStore(pg_dsn, listen=False),
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+    )
     workers = [
         WebhookKit(
             store=PostgresStore(pg_dsn),
-            allow_addresses=LOOPBACK,
-            concurrency=CONCURRENCY,
-            lease=LEASE,
-            poll_interval=0.2,
+            transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+            delivery=DeliveryConfig(concurrency=CONCURRENCY, lease=LEASE, poll_interval=0.2),
         )
         for _ in range(2)
     ]

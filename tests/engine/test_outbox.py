@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from conftest import LOOPBACK, Receiver
 
-from webhookkit import DeliveryStatus, WebhookKit
+from webhookkit import DeliveryConfig, DeliveryStatus, HTTPTransport, WebhookKit
 
 ReceiverFactory = Callable[[], Awaitable[Receiver]]
 
@@ -38,7 +38,11 @@ async def test_trigger_in_the_hosts_transaction_sends_only_what_commits(
     pg_dsn: str, host: asyncpg.Connection, receiver_factory: ReceiverFactory
 ) -> None:
     first, second = await receiver_factory(), await receiver_factory()
-    async with WebhookKit(store=pg_dsn, allow_addresses=LOOPBACK, poll_interval=0.1) as kit:
+    async with WebhookKit(
+        store=pg_dsn,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        delivery=DeliveryConfig(poll_interval=0.1),
+    ) as kit:
         assert kit.scheduler.running
         app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
         for receiver in (first, second):

@@ -17,7 +17,15 @@ from pathlib import Path
 from aiohttp import web
 from conftest import LOOPBACK, Received, Receiver
 
-from webhookkit import Delivery, DeliveryQuery, DeliveryStatus, Timeouts, WebhookKit
+from webhookkit import (
+    Delivery,
+    DeliveryConfig,
+    DeliveryQuery,
+    DeliveryStatus,
+    HTTPTransport,
+    Timeouts,
+    WebhookKit,
+)
 from webhookkit.delivery.isolation import IsolationConfig
 from webhookkit.stores import SQLiteStore
 from webhookkit.testing import FakeClock
@@ -61,7 +69,10 @@ async def test_deliveries_in_every_state_finish_after_a_restart(
     url = f"sqlite:///{path}"
     clock = FakeClock()
     first = WebhookKit(
-        store=url, clock=clock, allow_addresses=LOOPBACK, isolation=ISOLATION, drain_timeout=0.3
+        store=url,
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        delivery=DeliveryConfig(isolation=ISOLATION, drain_timeout=0.3),
     )
     try:
         app = await first.apps.create("shop", permissions=["MANAGE_ORDERS", "MANAGE_PRODUCTS"])
@@ -118,7 +129,12 @@ async def test_deliveries_in_every_state_finish_after_a_restart(
     assert postponed.lease_until == now + ISOLATION.cooldown  # back when the breaker reopens
 
     answer.set()
-    second = WebhookKit(store=url, clock=clock, allow_addresses=LOOPBACK, isolation=ISOLATION)
+    second = WebhookKit(
+        store=url,
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        delivery=DeliveryConfig(isolation=ISOLATION),
+    )
     async with second:
         for _ in range(int(HORIZON / STEP)):
             async with asyncio.timeout(30):

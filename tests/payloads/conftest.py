@@ -80,7 +80,12 @@ async def make_kit(small_schema: GraphQLSchema) -> AsyncIterator[KitFactory]:
     kits: list[WebhookKit] = []
 
     def make(**options: Any) -> WebhookKit:
-        options.setdefault("schema", small_schema)
+        schema = options.pop("schema", small_schema)
+        builder_options = {
+            name: options.pop(name) for name in ("context_factory", "events") if name in options
+        }
+        if schema is not None and "payloads" not in options:
+            options["payloads"] = GraphQLPayloads(schema, **builder_options)
         options.setdefault("clock", FakeClock())
         options.setdefault("domain", "shop.example.com")
         kit = WebhookKit(**options)

@@ -9,7 +9,7 @@ from typing import Any
 
 from conftest import Receiver
 
-from webhookkit import App, DeliveryStatus, WebhookKit, verify_hmac, verify_jws
+from webhookkit import App, DeliveryStatus, HTTPTransport, WebhookKit, verify_hmac, verify_jws
 from webhookkit.payloads.graphql import GraphQLPayloads
 from webhookkit.testing import MemoryTransport
 
@@ -84,7 +84,7 @@ async def test_1000_webhooks_10_queries_2_permission_sets(make_kit: KitFactory) 
 async def test_query_bodies_reach_loopback_receivers_signed(
     make_kit: KitFactory, receiver: Receiver
 ) -> None:
-    kit: WebhookKit = make_kit(allow_addresses=["127.0.0.1/32"])
+    kit: WebhookKit = make_kit(transports=[HTTPTransport(allow_addresses=["127.0.0.1/32"])])
     await kit.start()
     erp = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
     crm = await kit.apps.create("crm", permissions=["MANAGE_ORDERS", "MANAGE_USERS"])

@@ -303,14 +303,17 @@ def test_saleor_schema_serves_every_event_of_the_catalogue(saleor_schema: GraphQ
 def test_start_up_check_names_the_missing_event_types(small_schema: GraphQLSchema) -> None:
     with pytest.raises(ConfigurationError) as caught:
         WebhookKit(
-            schema=small_schema,
-            schema_events=["ORDER_CREATED", "PRODUCT_CREATED", "NOTIFY_USER"],
+            payloads=GraphQLPayloads(
+                small_schema, events=["ORDER_CREATED", "PRODUCT_CREATED", "NOTIFY_USER"]
+            )
         )
     message = str(caught.value)
     assert "PRODUCT_CREATED (type ProductCreated)" in message
     assert "NOTIFY_USER (no subscription type)" in message
     assert "ORDER_CREATED" not in message
-    kit = WebhookKit(schema=small_schema, schema_events=["ORDER_CREATED", "ORDER_UPDATED"])
+    kit = WebhookKit(
+        payloads=GraphQLPayloads(small_schema, events=["ORDER_CREATED", "ORDER_UPDATED"])
+    )
     assert isinstance(kit.payloads, GraphQLPayloads)
 
 
@@ -323,11 +326,14 @@ def test_schema_needs_a_subscription_event_interface() -> None:
         GraphQLPayloads("type Query {")
 
 
-def test_schema_and_payloads_are_exclusive(small_schema: GraphQLSchema) -> None:
-    with pytest.raises(ConfigurationError, match="either schema"):
-        WebhookKit(schema=small_schema, payloads=GraphQLPayloads(small_schema))
-    with pytest.raises(ConfigurationError, match="need schema"):
-        WebhookKit(context_factory=lambda app: app)
+def test_a_builder_with_another_registry_is_refused(small_schema: GraphQLSchema) -> None:
+    other = EventRegistry.saleor()
+    with pytest.raises(ConfigurationError, match="another EventRegistry") as caught:
+        WebhookKit(payloads=GraphQLPayloads(small_schema, registry=other))
+    assert caught.value.field == "payloads"
+    shared = EventRegistry.saleor()
+    kit = WebhookKit(registry=shared, payloads=GraphQLPayloads(small_schema, registry=shared))
+    assert isinstance(kit.payloads, GraphQLPayloads) and kit.payloads.registry is shared
 
 
 def test_sdl_text_works_like_a_schema_object() -> None:

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from conftest import LOOPBACK
 
-from webhookkit import WebhookKit
+from webhookkit import HTTPTransport, WebhookKit
 from webhookkit.integrations import WebhookEvent
 from webhookkit.integrations.aiohttp import (
     add_jwks_route,
@@ -61,7 +61,9 @@ def receiver_app(verifier: Verifier, events: list[WebhookEvent]) -> web.Applicat
 async def test_kit_delivery_verified_by_decorated_handler_with_the_served_jwks(
     serve: Serve,
 ) -> None:
-    async with WebhookKit(domain="shop.example.com", allow_addresses=LOOPBACK) as kit:
+    async with WebhookKit(
+        domain="shop.example.com", transports=[HTTPTransport(allow_addresses=LOOPBACK)]
+    ) as kit:
         sender = web.Application()
         add_jwks_route(sender, kit)
         jwks_url = await serve(sender) + "/.well-known/jwks.json"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import LOOPBACK, Receiver
 
-from webhookkit import WebhookKit
+from webhookkit import HTTPTransport, WebhookKit
 from webhookkit.exceptions import SignatureError
 from webhookkit.signing import JWKSVerifier, JWSSigner, KeySet, generate_key
 from webhookkit.signing._b64 import b64url_encode
@@ -147,7 +147,9 @@ async def test_signature_sent_by_the_kit_verifies_in_the_sdk(
 ) -> None:
     """The real wire value: what the scheduler put in Saleor-Signature over HTTP."""
     async with WebhookKit(
-        domain="shop.example.com", signing_key=jwks_server.keys, allow_addresses=LOOPBACK
+        domain="shop.example.com",
+        signing_key=jwks_server.keys,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
     ) as kit:
         app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
         for n in range(3):

@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 import pytest
 from conftest import LOOPBACK, Receiver
 
-from webhookkit import InvalidFieldError, InvalidKeyError, Secret, Webhook, WebhookKit
+from webhookkit import (
+    HTTPTransport,
+    InvalidFieldError,
+    InvalidKeyError,
+    Secret,
+    Webhook,
+    WebhookKit,
+)
 from webhookkit.delivery.records import Payload
 from webhookkit.signing import (
     JWSSigner,
@@ -144,7 +151,7 @@ async def test_kit_rotation_between_retries_re_signs_with_the_new_key(
     holding the JWKS (old key retired, still published) accept both attempts."""
     receiver.statuses = [503]
     clock = FakeClock(NOW)
-    async with WebhookKit(clock=clock, allow_addresses=LOOPBACK) as kit:
+    async with WebhookKit(clock=clock, transports=[HTTPTransport(allow_addresses=LOOPBACK)]) as kit:
         app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
         await kit.webhooks.create(app, target_url=receiver.url, events=["ORDER_CREATED"])
         ids = await kit.trigger("ORDER_CREATED", payload={"id": 1})

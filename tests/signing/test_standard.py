@@ -13,7 +13,7 @@ from conftest import LOOPBACK, Receiver
 from standardwebhooks import Webhook as ReferenceVerifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from webhookkit import InvalidFieldError, InvalidKeyError, WebhookKit
+from webhookkit import HTTPTransport, InvalidFieldError, InvalidKeyError, WebhookKit
 from webhookkit.signing import (
     StandardWebhooksSigner,
     StandardWebhooksVerifier,
@@ -146,7 +146,9 @@ async def test_kit_delivers_standard_webhooks_headers_the_reference_library_acce
     receiver: Receiver,
 ) -> None:
     old, new = new_secret(), new_secret()
-    async with WebhookKit(domain="shop.example.com", allow_addresses=LOOPBACK) as kit:
+    async with WebhookKit(
+        domain="shop.example.com", transports=[HTTPTransport(allow_addresses=LOOPBACK)]
+    ) as kit:
         app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
         webhook = await kit.webhooks.create(
             app,
@@ -178,7 +180,9 @@ async def test_kit_delivers_standard_webhooks_headers_the_reference_library_acce
 
 
 async def test_standard_profile_needs_valid_secrets_at_creation(receiver: Receiver) -> None:
-    async with WebhookKit(domain="shop.example.com", allow_addresses=LOOPBACK) as kit:
+    async with WebhookKit(
+        domain="shop.example.com", transports=[HTTPTransport(allow_addresses=LOOPBACK)]
+    ) as kit:
         app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
         common: dict[str, Any] = {"target_url": receiver.url, "events": ["ORDER_CREATED"]}
         with pytest.raises(InvalidKeyError, match="needs whsec_"):

@@ -156,6 +156,12 @@ class PostgresCluster:
         finally:
             await admin.close()
 
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is cut, the data stays (fault tests)."""
+        self._run(
+            self._pg_ctl, "-D", str(self.data), "-l", str(self.log), "-m", "fast", "-w", "restart"
+        )
+
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its directory; safe to call twice."""
         if self._running:

@@ -321,7 +321,9 @@ async def test_tls_with_the_trusted_ca_succeeds(
 ) -> None:
     receiver = await server_factory(server_ssl)
     async with WebhookKit(
-        domain="shop.example.com", clock=clock, allow_addresses=LOOPBACK, ca_bundle=ca_file
+        domain="shop.example.com",
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK, ca_bundle=ca_file)],
     ) as kit:
         await make_webhook(kit, receiver.url + "/tls")
         delivery_id = await deliver_once(kit)
@@ -341,7 +343,9 @@ async def test_tls_with_an_unknown_ca_fails(
     receiver = await server_factory(server_ssl)
     bundle = other_ca_file if trust == "other-ca" else None
     async with WebhookKit(
-        domain="shop.example.com", clock=clock, allow_addresses=LOOPBACK, ca_bundle=bundle
+        domain="shop.example.com",
+        clock=clock,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK, ca_bundle=bundle)],
     ) as kit:
         await make_webhook(kit, receiver.url + "/tls")
         delivery_id = await deliver_once(kit)

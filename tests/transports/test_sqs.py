@@ -18,6 +18,7 @@ from transports.servers import free_port
 from webhookkit import (
     ConnectError,
     DeliveryStatus,
+    HTTPTransport,
     InvalidURLError,
     QueueError,
     Secret,
@@ -80,7 +81,11 @@ async def sqs(endpoint: str) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def sqs_kit(endpoint: str, clock: FakeClock) -> AsyncIterator[WebhookKit]:
-    async with WebhookKit(domain="shop.example.com", clock=clock, sqs_endpoint_url=endpoint) as kit:
+    async with WebhookKit(
+        domain="shop.example.com",
+        clock=clock,
+        transports=[HTTPTransport(), SQSTransport(endpoint_url=endpoint)],
+    ) as kit:
         yield kit
 
 
@@ -319,7 +324,9 @@ async def test_standard_webhooks_profile_travels_as_message_attributes(
     queue_url = await create_queue(sqs, name)
     secret = new_secret()
     # The real clock: the reference verifier checks webhook-timestamp against now.
-    async with WebhookKit(domain="shop.example.com", sqs_endpoint_url=endpoint) as kit:
+    async with WebhookKit(
+        domain="shop.example.com", transports=[HTTPTransport(), SQSTransport(endpoint_url=endpoint)]
+    ) as kit:
         await subscribe(kit, sqs_url(name), secret_key=secret, signing_profile="standard-webhooks")
         [delivery_id] = await kit.trigger("ORDER_CREATED", payload={"n": 1})
         await kit.wait_for([delivery_id], timeout=30)

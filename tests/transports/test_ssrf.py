@@ -115,7 +115,7 @@ def test_bad_allow_list_entries_are_configuration_errors() -> None:
     with pytest.raises(ConfigurationError):
         AddressPolicy.build("127.0.0.1/32")
     with pytest.raises(ConfigurationError):
-        WebhookKit(allow_addresses=["300.1.2.3"])
+        WebhookKit(transports=[HTTPTransport(allow_addresses=["300.1.2.3"])])
 
 
 async def test_allow_list_lets_a_name_resolving_to_loopback_through(receiver: Receiver) -> None:

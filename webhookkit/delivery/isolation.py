@@ -12,25 +12,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from ..exceptions import ConfigurationError
+from ..config import IsolationConfig
 from .records import Delivery
 
 __all__ = ["EndpointGate", "IsolationConfig"]
-
-
-@dataclass(frozen=True, slots=True)
-class IsolationConfig:
-    per_endpoint: int = 10
-    failure_threshold: int = 5
-    cooldown: timedelta = timedelta(seconds=30)
-
-    def __post_init__(self) -> None:
-        if self.per_endpoint < 1 or self.failure_threshold < 1:
-            raise ConfigurationError(
-                "isolation: per_endpoint and failure_threshold must be >= 1", field="isolation"
-            )
 
 
 @dataclass
@@ -51,6 +38,7 @@ class EndpointGate:
         self.held_count = 0
         self.postponed = 0
         self.breaker_opened = 0
+        self.breaker_closed = 0
 
     def _ep(self, key: str) -> _Endpoint:
         return self._endpoints.setdefault(key, _Endpoint())
@@ -85,8 +73,9 @@ class EndpointGate:
         return min(times, default=None)
 
     def admit(self, delivery: Delivery, now: datetime, slots_free: bool) -> str:
-        """``"send"``, ``"hold"`` (wait locally for a slot) or ``"postpone"`` (breaker open:
-        back to the store until it may probe) for a delivery just claimed."""
+        """``"send"``, ``"hold"`` (wait locally for a slot), ``"excess"`` (the endpoint's local
+        queue is full: back to the store now) or ``"postpone"`` (breaker open: back to the
+        store until it may probe) for a delivery just claimed."""
         ep = self._ep(delivery.webhook_id)
         state = self.state(delivery.webhook_id, now)
         if state == "open":
@@ -99,6 +88,10 @@ class EndpointGate:
         if state == "closed" and slots_free and ep.active < self.config.per_endpoint:
             ep.active += 1
             return "send"
+        if len(ep.held) >= self.config.per_endpoint:
+            # A full local queue: holding more would only keep the claim room from endpoints
+            # that can take deliveries now (a hanging endpoint must not stall the others).
+            return "excess"
         ep.held.append(delivery)
         self.held_count += 1
         return "hold"
@@ -135,20 +128,34 @@ class EndpointGate:
         self.held_count = 0
         return out
 
-    def done(self, key: str, healthy: bool | None, now: datetime) -> None:
-        """A send finished; ``healthy`` is None when nothing was sent."""
+    def done(
+        self, key: str, healthy: bool | None, now: datetime, retry_at: datetime | None = None
+    ) -> None:
+        """A send finished; ``healthy`` is None when nothing was sent; ``retry_at`` is when
+        the failed delivery is due again, if it is retried.
+
+        An opening breaker stays open for ``cooldown`` or until the failed delivery's own next
+        try, whichever comes first: that delivery is then the probe, so the breaker never
+        moves a lone failing delivery off its retry schedule.
+        """
         ep = self._ep(key)
         ep.active = max(ep.active - 1, 0)
         probing, ep.probing = ep.probing, False
         if healthy is None:
             return
         if healthy:
+            if ep.open_until is not None:
+                self.breaker_closed += 1
             ep.failures, ep.open_until = 0, None
             return
         ep.failures += 1
         if probing or ep.failures >= self.config.failure_threshold:
-            ep.open_until = now + self.config.cooldown
-            self.breaker_opened += 1
+            until = now + self.config.cooldown
+            if retry_at is not None and retry_at < until:
+                until = max(retry_at, now)
+            if ep.open_until is None:
+                self.breaker_opened += 1
+            ep.open_until = until
 
     def reopen_time(self, key: str) -> datetime | None:
         ep = self._endpoints.get(key)

@@ -6,7 +6,16 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["Attempt", "AttemptStatus", "Delivery", "DeliveryStatus", "Payload", "excerpt"]
+__all__ = [
+    "Attempt",
+    "AttemptResult",
+    "AttemptStatus",
+    "ClaimedBatch",
+    "Delivery",
+    "DeliveryStatus",
+    "Payload",
+    "excerpt",
+]
 
 EXCERPT_LIMIT = 1024
 
@@ -82,3 +91,24 @@ class Attempt:
 def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
     """``text`` cut to ``limit`` characters with ``...`` appended when cut (Saleor's rule)."""
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """One finished attempt as the store records it: the attempt row and the delivery's new
+    status, next try (pending) and update time. Stores write many in one batch."""
+
+    delivery_id: str
+    attempt: Attempt
+    status: DeliveryStatus
+    next_try_at: datetime | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """What one claim hands a worker: the leased deliveries, in due order, and the payload of
+    each (by id), so nothing more is read before sending."""
+
+    deliveries: list[Delivery]
+    payloads: dict[str, Payload]

@@ -1,4 +1,12 @@
-"""The in-process scheduler: claim due deliveries, sign, send, record, reschedule."""
+"""The in-process scheduler: claim due deliveries in batches, sign, send, record, reschedule.
+
+One loop claims: a single store call hands it up to ``batch_size`` due deliveries together
+with their payloads, which wait in a local queue (per endpoint, see :mod:`.isolation`) until a
+send slot is free. Webhooks and apps come from the in-process :class:`~webhookkit._catalog.
+Catalog`, so a send reads nothing from the store. Finished attempts are written in batches by
+:class:`Finisher`. Store errors never stop the loop: it logs the outage, backs off and tries
+again, and nothing is lost (a delivery not recorded stays leased, then comes back).
+"""
 
 from __future__ import annotations
 
@@ -8,25 +16,43 @@ import dataclasses
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from .._catalog import Catalog
 from .._ids import new_id
+from .._sanitize import sanitize_headers, sanitize_text
 from .._secret import redact_url
 from ..apps import App, Webhook
 from ..clock import Clock
+from ..config import DeliveryConfig
 from ..events import EventRegistry
-from ..exceptions import DeliveryError, WebhookKitError
+from ..exceptions import DeliveryError, StoreError, WebhookKitError
 from ..signing import DeliverySignature, JWSSigner, sign_delivery
 from ..stores.base import Store, WorkNotifier
-from ..transports.base import OutboundMessage, Timeouts, TransportResult, TransportRouter
-from .isolation import EndpointGate, IsolationConfig
-from .records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
+from ..transports.base import OutboundMessage, TransportResult, TransportRouter
+from .isolation import EndpointGate
+from .records import (
+    EXCERPT_LIMIT,
+    Attempt,
+    AttemptResult,
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Payload,
+)
 from .retry import Outcome, RetryPolicy, parse_retry_after
 
-__all__ = ["DeliveryStats", "Scheduler"]
+__all__ = ["DeliveryStats", "Finisher", "Scheduler"]
 
 log = logging.getLogger("webhookkit.delivery")
+
+#: What a finished send tells the endpoint gate: healthy (None: nothing sent), next try.
+_Health = tuple[bool | None, datetime | None]
+
+#: Backoff after a store error in the claim loop or the finisher: doubling, capped.
+_BACKOFF_START = 0.05
+_BACKOFF_MAX = 5.0
 
 
 @dataclass
@@ -40,10 +66,224 @@ class DeliveryStats:
     jws_signatures: int = 0
     hmac_signatures: int = 0
     postponed: int = 0
+    #: Claimed deliveries handed straight back because their endpoint's local queue was full.
+    released: int = 0
+    #: Store calls that failed (claim, release, record); each was retried.
+    store_errors: int = 0
+    #: Subscribed webhooks that got no delivery, by reason ("app lacks permission ...").
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+
+class _Outage:
+    """Logs a store outage once when it starts and once when it ends; paces the retries."""
+
+    def __init__(self, what: str, stats: DeliveryStats) -> None:
+        self._what = what
+        self._stats = stats
+        self.delay = 0.0
+        self.since: float | None = None
+
+    def failed(self, exc: BaseException) -> float:
+        self._stats.store_errors += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.delay = _BACKOFF_START
+            log.warning(
+                "webhookkit: store unavailable (%s): %s: %s; retrying with backoff",
+                self._what,
+                type(exc).__name__,
+                exc,
+                exc_info=not isinstance(exc, StoreError),
+            )
+        else:
+            self.delay = min(self.delay * 2, _BACKOFF_MAX)
+        return self.delay
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.warning(
+                "webhookkit: store reachable again (%s) after %.1f s",
+                self._what,
+                time.monotonic() - self.since,
+            )
+            self.since = None
+            self.delay = 0.0
+
+
+class Finisher:
+    """Writes finished attempts to the store in batches (group commit).
+
+    :meth:`add` returns once the result is written, so a send slot stays taken until its
+    attempt is on record: a crash loses at most ``concurrency`` sent-but-unrecorded
+    deliveries, which the lease brings back (at-least-once). Results wait at most
+    ``flush_interval`` seconds, or until ``batch`` are waiting; a failed write keeps them and
+    tries again with backoff. With ``flush_interval == 0`` each result is written at once
+    (the memory store: nothing to amortise).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        stats: DeliveryStats,
+        *,
+        flush_interval: float,
+        batch: int = 500,
+    ) -> None:
+        self._store = store
+        self._stats = stats
+        self._interval = flush_interval
+        self._batch = max(batch, 1)
+        self._pending: list[tuple[AttemptResult, asyncio.Future[None]]] = []
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._give_up = False
+        self._outage = _Outage("recording attempts", stats)
+        self._writing = 0
+        self.written = 0
+
+    @property
+    def waiting(self) -> int:
+        """Results not yet written (queued or being written now)."""
+        return len(self._pending) + self._writing
+
+    async def add(self, result: AttemptResult) -> None:
+        """Record ``result``; returns when it is written (or when shutdown gave up on it)."""
+        if self._interval == 0 and not self._pending:
+            self._writing += 1
+            try:
+                await self._store.finish_many([result])
+            except Exception as exc:
+                self._outage.failed(exc)
+            else:
+                self._outage.recovered()
+                self.written += 1
+                return
+            finally:
+                self._writing -= 1
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((result, done))
+        self._ensure_task()
+        if len(self._pending) >= self._batch:
+            self._kick.set()
+        await asyncio.shield(done)
+
+    def _ensure_task(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="webhookkit-finisher")
+
+    async def _run(self) -> None:
+        while self._pending:
+            if not self._closing and self._interval > 0 and len(self._pending) < self._batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), self._interval)
+            self._kick.clear()
+            if not await self._flush_once():
+                if self._give_up:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), self._outage.delay)
+
+    async def _flush_once(self) -> bool:
+        batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
+        if not batch:
+            return True
+        self._writing += len(batch)
+        try:
+            return await self._write(batch)
+        finally:
+            self._writing -= len(batch)
+
+    async def _write(self, batch: list[tuple[AttemptResult, asyncio.Future[None]]]) -> bool:
+        try:
+            await self._store.finish_many([result for result, _ in batch])
+        except Exception as exc:
+            self._outage.failed(exc)
+            if not isinstance(exc, StoreError) or _is_data_error(exc):
+                # Something in the rows themselves: write them one by one so one poison row
+                # cannot hold back the others, and record the poison one plainly.
+                await self._one_by_one(batch)
+                return True
+            self._pending[:0] = batch
+            return False
+        self._outage.recovered()
+        self.written += len(batch)
+        _resolve(batch)
+        return True
+
+    async def _one_by_one(self, batch: list[tuple[AttemptResult, asyncio.Future[None]]]) -> None:
+        for entry in batch:
+            result = entry[0]
+            try:
+                await self._store.finish_many([result])
+            except Exception:
+                plain = dataclasses.replace(
+                    result,
+                    attempt=dataclasses.replace(
+                        result.attempt,
+                        response_excerpt="",
+                        request_headers=(),
+                        response_headers=(),
+                        error_kind="unrecordable",
+                        error="the attempt's details could not be stored",
+                    ),
+                )
+                try:
+                    await self._store.finish_many([plain])
+                except Exception:
+                    self._pending.append(entry)  # the store itself is failing: try later
+                    continue
+            self.written += 1
+            _resolve([entry])
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Flush what is waiting, trying for up to ``timeout`` seconds while the store fails;
+        what is still unwritten then only lets its lease run out (the delivery is sent again)."""
+        self._closing = True
+        self._kick.set()
+        if self._pending:
+            self._ensure_task()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                self._give_up = True
+                self._kick.set()
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                log.warning(
+                    "webhookkit: %d attempt(s) could not be recorded before shutdown; their "
+                    "deliveries will be sent again when their lease ends",
+                    len(self._pending),
+                )
+                _resolve(self._pending)
+                self._pending = []
+        self._closing = False
+        self._give_up = False
+
+
+def _resolve(entries: list[tuple[AttemptResult, asyncio.Future[None]]]) -> None:
+    for _, done in entries:
+        if not done.done():
+            done.set_result(None)
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """Whether a store error comes from the rows (encoding, constraint), not the connection."""
+    cause = exc.__cause__
+    name = type(cause).__name__ if cause is not None else ""
+    return any(
+        word in name
+        for word in ("DataError", "CharacterNotInRepertoire", "Encoding", "Integrity", "Unicode")
+    )
 
 
 class Scheduler:
-    """Runs inside the dispatcher: one loop that claims, and one task per send."""
+    """Runs inside the dispatcher: one loop that claims in batches, one task per send."""
 
     def __init__(
         self,
@@ -56,12 +296,9 @@ class Scheduler:
         jws_signer: JWSSigner,
         domain: str,
         api_url: str,
-        timeouts: Timeouts,
-        concurrency: int = 100,
-        lease: timedelta = timedelta(minutes=5),
-        isolation: IsolationConfig | None = None,
-        max_queued: int | None = None,
-        poll_interval: float | None = None,
+        config: DeliveryConfig,
+        catalog: Catalog,
+        durable: bool,
     ) -> None:
         self._store = store
         self._router = router
@@ -71,32 +308,57 @@ class Scheduler:
         self._jws = jws_signer
         self._domain = domain
         self._api_url = api_url
-        self._timeouts = timeouts
-        self._concurrency = concurrency
-        self._lease = lease
+        self.config = config
+        self._catalog = catalog
+        self._concurrency = config.concurrency
+        self._claim_size = config.claim_size
+        self._lease = config.lease
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._idle = asyncio.Event()
         self._progress = asyncio.Condition()
-        self._inflight: dict[asyncio.Task[bool | None], Delivery] = {}
+        self._inflight: dict[asyncio.Task[_Health], Delivery] = {}
         self._active_ids: set[str] = set()  # held locally or in flight
-        self.gate = EndpointGate(isolation)
-        self._max_queued = max_queued
-        self._poll = poll_interval
-        self._queued = 0
-        self._room = asyncio.Condition()
+        self._payloads: dict[str, Payload] = {}  # of deliveries held or in flight
+        self._payload_users: dict[str, int] = {}
+        self.gate = EndpointGate(config.isolation)
+        self._poll = config.poll_interval
+        if self._poll is None and durable:
+            self._poll = 1.0  # other processes may queue work in a shared store
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._jws_cache: OrderedDict[str, str] = OrderedDict()
         self.stats = DeliveryStats()
+        self.finisher = Finisher(
+            store,
+            self.stats,
+            flush_interval=config.flush_interval if durable else 0.0,
+            # Every waiting result holds a send slot: flush before half of them are taken.
+            batch=max(config.concurrency // 2, 1),
+        )
+        self._outage = _Outage("claiming deliveries", self.stats)
+        # Back-pressure: deliveries known pending in the store (an estimate kept locally and
+        # corrected from the store whenever it would make trigger() wait).
+        self._max_queued = config.max_queued
+        self._pending_estimate = 0
+        self._estimate_at = 0.0
 
     @property
     def queued(self) -> int:
-        """Deliveries this process queued that are not final yet (counted with max_queued)."""
-        return self._queued
+        """Deliveries believed pending in the store (the back-pressure estimate)."""
+        return self._pending_estimate
 
     @property
     def running(self) -> bool:
         return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    @property
+    def held(self) -> int:
+        return self.gate.held_count
 
     def start(self) -> None:
         if self.running:
@@ -104,6 +366,7 @@ class Scheduler:
         if isinstance(self._store, WorkNotifier):
             self._store.add_work_listener(self.notify)
         self._stopping = False
+        self._stop.clear()
         self._idle.clear()
         self._loop_task = asyncio.create_task(self._run(), name="webhookkit-scheduler")
 
@@ -113,7 +376,8 @@ class Scheduler:
         self._wake.set()
 
     async def wait_idle(self) -> None:
-        """Return once nothing is due at the clock's current time and nothing is in flight."""
+        """Return once nothing is due at the clock's current time, nothing is in flight and
+        every finished attempt is written."""
         if not self.running:
             raise WebhookKitError("scheduler: not running; use 'async with kit:' first")
         self.notify()
@@ -134,8 +398,10 @@ class Scheduler:
                 await asyncio.wait_for(self._progress.wait(), timeout)
 
     async def stop(self, *, drain_timeout: float | None = 30.0) -> None:
-        """Stop claiming; wait up to ``drain_timeout`` for in-flight sends, then cancel them."""
+        """Stop claiming; wait up to ``drain_timeout`` for in-flight sends, then cancel them;
+        write every finished attempt; hand unsent deliveries back to the store."""
         self._stopping = True
+        self._stop.set()
         self._wake.set()
         if self._loop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -151,81 +417,165 @@ class Scheduler:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        await self.finisher.aclose()
         if unsent:
             # Leases are handed back so another worker (or the next start) sends them now.
-            await self._store.release(unsent)
+            try:
+                await self._store.release(unsent)
+            except Exception as exc:
+                log.warning(
+                    "webhookkit: could not hand back %d deliveries (%s); they return when "
+                    "their lease ends",
+                    len(unsent),
+                    exc,
+                )
         self._active_ids.clear()
+        self._payloads.clear()
+        self._payload_users.clear()
 
+    # -- back-pressure ---------------------------------------------------------------------
     async def reserve(self, count: int) -> None:
-        """Back-pressure for ``trigger``: wait while this process has ``max_queued``
-        unfinished deliveries and the scheduler is running to drain them."""
-        if self._max_queued is None:
+        """Back-pressure for ``trigger``: wait while the store holds ``max_queued`` pending
+        deliveries and this scheduler is running to drain them. The count comes from the
+        store itself whenever it matters, so deliveries finished by other workers, rolled
+        back outbox rows and failed writes never keep a caller waiting."""
+        limit = self._max_queued
+        if limit is None:
             return
-        async with self._room:
-            while self.running and self._queued > 0 and self._queued + count > self._max_queued:
-                await self._room.wait()
-            self._queued += count
+        if self._pending_estimate + count <= limit:
+            self._pending_estimate += count
+            return
+        while True:
+            pending = await self._store.count_pending()
+            self._pending_estimate = pending
+            if pending + count <= limit or pending == 0 or not self.running:
+                self._pending_estimate += count
+                return
+            await self.wait_progress(0.5)
 
-    async def _finished(self) -> None:
-        if self._max_queued is not None and self._queued > 0:
-            async with self._room:
-                self._queued -= 1
-                self._room.notify_all()
+    def unreserve(self, count: int) -> None:
+        """Give back a reservation whose rows were never written."""
+        self._pending_estimate = max(self._pending_estimate - count, 0)
+
+    def _finished_one(self) -> None:
+        if self._pending_estimate > 0:
+            self._pending_estimate -= 1
 
     # -- the loop --------------------------------------------------------------------------
+    def _room(self) -> int:
+        return self._claim_size - len(self._inflight) - self.gate.held_count
+
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            now = self._clock.now()
-            room = self._concurrency * 2 - len(self._inflight) - self.gate.held_count
-            blocked = self.gate.blocked(now)
-            batch: list[Delivery] = []
-            if room > 0:
-                batch = await self._store.claim_due(
-                    now, limit=room, lease=self._lease, exclude_webhooks=blocked
-                )
+            try:
+                more = await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = self._outage.failed(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                continue
+            self._outage.recovered()
+            if more:
+                continue
+            await self._sleep()
+
+    async def _round(self) -> bool:
+        """One claim round; True if another should follow at once."""
+        now = self._clock.now()
+        room = self._room()
+        blocked = self.gate.blocked(now)
+        claimed: list[Delivery] = []
+        if room > 0:
+            await self._catalog.refresh()
+            batch = await self._store.claim_batch(
+                now,
+                limit=room,
+                lease=self._lease,
+                exclude_webhooks=blocked,
+                per_webhook=2 * self.config.isolation.per_endpoint,
+            )
+            claimed = batch.deliveries
             postponed: list[Delivery] = []
-            for delivery in batch:
+            excess: list[str] = []
+            for delivery in claimed:
                 if delivery.id in self._active_ids:
                     continue  # its lease ran out while we still hold it: not a new delivery
                 verdict = self.gate.admit(delivery, now, len(self._inflight) < self._concurrency)
                 if verdict == "send":
+                    self._use_payload(delivery, batch.payloads)
                     self._start(delivery)
                 elif verdict == "hold":
+                    self._use_payload(delivery, batch.payloads)
                     self._active_ids.add(delivery.id)
+                elif verdict == "excess":
+                    excess.append(delivery.id)
                 else:
                     postponed.append(delivery)
+            if excess:
+                # Its endpoint already has a full local queue: back to the store at once (no
+                # attempt, budget unchanged) so deliveries to other endpoints get the room.
+                await self._store.release(excess)
+                self.stats.released += len(excess)
             postponed += self.gate.release_blocked(now)
             await self._postpone(postponed, now)
-            self._pump(now)
-            if batch and len(batch) == room:
-                continue  # more may be due
-            next_due = await self._store.next_due()
-            now = self._clock.now()
-            if next_due is not None and next_due <= now:
-                # Due work is left only for blocked endpoints: a finished send (wake) or a
-                # breaker's reopening unblocks them.
-                if room > 0 and not blocked and not self.gate.blocked(now):
-                    continue
-                next_due = self.gate.next_reopen(now)
-            if not self._inflight and not self.gate.held_count and not self._wake.is_set():
-                self._idle.set()
-            timeout = None if next_due is None else max((next_due - now).total_seconds(), 0.001)
-            if self._poll is not None:
-                timeout = self._poll if timeout is None else min(timeout, self._poll)
-            await self._clock.wait(self._wake, timeout)
+        else:
+            await self._postpone(self.gate.release_blocked(now), now)
+        self._pump(now)
+        return bool(claimed) and len(claimed) == room
+
+    async def _sleep(self) -> None:
+        now = self._clock.now()
+        next_due = await self._store.next_due()
+        now = self._clock.now()
+        blocked = self.gate.blocked(now)
+        if next_due is not None and next_due <= now:
+            if self._room() > 0 and not blocked:
+                return  # due work appeared meanwhile
+            # Due work is left only for blocked endpoints or no room: a finished send (wake)
+            # or a breaker's reopening unblocks them.
+            next_due = self.gate.next_reopen(now)
+        if not self._inflight and not self.gate.held_count and not self._wake.is_set():
+            self._idle.set()
+        timeout = None if next_due is None else max((next_due - now).total_seconds(), 0.001)
+        if self._poll is not None:
+            timeout = self._poll if timeout is None else min(timeout, self._poll)
+        await self._clock.wait(self._wake, timeout)
 
     async def _postpone(self, deliveries: list[Delivery], now: datetime) -> None:
         if not deliveries:
             return
         by_until: dict[datetime, list[str]] = {}
         for delivery in deliveries:
-            self._active_ids.discard(delivery.id)
+            self._forget(delivery)
             until = self.gate.reopen_time(delivery.webhook_id) or now
             by_until.setdefault(until, []).append(delivery.id)
         for until, ids in by_until.items():
             await self._store.release(ids, until=until)
         self.stats.postponed += len(deliveries)
+
+    def _use_payload(self, delivery: Delivery, payloads: dict[str, Payload]) -> None:
+        """Keep the claimed payload while a delivery of it is held or in flight."""
+        payload = payloads.get(delivery.payload_id)
+        if payload is not None:
+            self._payloads[payload.id] = payload
+        self._payload_users[delivery.payload_id] = (
+            self._payload_users.get(delivery.payload_id, 0) + 1
+        )
+
+    def _forget(self, delivery: Delivery) -> None:
+        """Drop what this process keeps for a delivery it no longer holds."""
+        if delivery.id not in self._active_ids:
+            return
+        self._active_ids.discard(delivery.id)
+        users = self._payload_users.get(delivery.payload_id, 0) - 1
+        if users <= 0:
+            self._payload_users.pop(delivery.payload_id, None)
+            self._payloads.pop(delivery.payload_id, None)
+        else:
+            self._payload_users[delivery.payload_id] = users
 
     def _pump(self, now: datetime) -> None:
         """Start held deliveries while send slots are free."""
@@ -246,7 +596,7 @@ class Scheduler:
         """
         if delivery.lease_until is None or delivery.lease_until - now >= self._lease / 2:
             return False
-        self._active_ids.discard(delivery.id)
+        self._forget(delivery)
         self.gate.done(delivery.webhook_id, None, now)
         return True
 
@@ -256,24 +606,26 @@ class Scheduler:
         self._inflight[task] = delivery
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[bool | None]) -> None:
+    def _done(self, task: asyncio.Task[_Health]) -> None:
         delivery = self._inflight.pop(task, None)
         healthy: bool | None = None
+        retry_at: datetime | None = None
         if not task.cancelled():
-            if task.exception() is not None:
-                log.error("webhookkit: delivery task crashed", exc_info=task.exception())
+            exc = task.exception()
+            if exc is not None:
+                log.error("webhookkit: delivery task crashed", exc_info=exc)
             else:
-                healthy = task.result()
+                healthy, retry_at = task.result()
         if delivery is not None:
-            self._active_ids.discard(delivery.id)
+            self._forget(delivery)
             now = self._clock.now()
-            self.gate.done(delivery.webhook_id, healthy, now)
+            self.gate.done(delivery.webhook_id, healthy, now, retry_at)
             if not self._stopping:
                 self._pump(now)  # keep the endpoint's pipeline full without a loop round
         # Wake the claim loop only when a claim would be worth it (or to notice idleness):
         # one loop round per finished send costs more than the send's own bookkeeping.
-        room = self._concurrency * 2 - len(self._inflight) - self.gate.held_count
-        if room >= self._concurrency // 2 or not self._inflight or self._stopping:
+        room = self._room()
+        if room >= self._claim_size // 2 or not self._inflight or self._stopping:
             self._wake.set()
 
     # -- one delivery ----------------------------------------------------------------------
@@ -318,21 +670,40 @@ class Scheduler:
             custom_headers=webhook.custom_headers,
             delivery_id=delivery_id,
             webhook_id=webhook.id,
-            timeouts=webhook.timeouts or self._timeouts,
+            timeouts=webhook.timeouts or self.config.timeouts,
             ordering_key=ordering_key,
             body_limit=body_limit,
         )
 
-    async def _deliver(self, delivery: Delivery) -> bool | None:
+    async def _lookup(self, delivery: Delivery) -> tuple[Webhook | None, App | None]:
+        webhook = self._catalog.webhook(delivery.webhook_id)
+        app = self._catalog.app(delivery.app_id)
+        if webhook is None or app is None:
+            # Created by another process since the catalog was loaded, or deleted: ask the
+            # store once rather than trust a cache that may be behind.
+            if webhook is None:
+                webhook = await self._store.get_webhook(delivery.webhook_id)
+            if app is None:
+                app = await self._store.get_app(delivery.app_id)
+        return webhook, app
+
+    async def _deliver(self, delivery: Delivery) -> _Health:
         """Send one delivery and record the attempt; returns the endpoint's health (None when
-        nothing was sent)."""
+        nothing was sent) and when the delivery is due again (None: final)."""
         started = time.perf_counter()
         result: TransportResult | None = None
         error: BaseException | None = None
         retryable = False
-        webhook = await self._store.get_webhook(delivery.webhook_id)
-        app = await self._store.get_app(delivery.app_id)
-        payload = await self._store.get_payload(delivery.payload_id)
+        payload = self._payloads.get(delivery.payload_id)
+        try:
+            webhook, app = await self._lookup(delivery)
+            if payload is None:
+                payload = await self._store.get_payload(delivery.payload_id)
+        except Exception as exc:
+            # The store is down: leave the delivery leased; it comes back when the lease ends.
+            log.warning("webhookkit: cannot look up delivery %s: %s", delivery.id, exc)
+            self.stats.store_errors += 1
+            return None, None
         reason = self._unsendable(delivery, webhook, app, payload)
         if reason is None:
             assert webhook is not None and payload is not None
@@ -351,12 +722,12 @@ class Scheduler:
                 # A host transport's bug must not lose the delivery: record it and retry.
                 log.exception("webhookkit: transport raised an unexpected error")
                 error, retryable = exc, True
-        await self._record(delivery, webhook, started, result, error, retryable, reason)
+        retry_at = await self._record(delivery, webhook, started, result, error, retryable, reason)
         if reason is not None:
-            return None
+            return None, None
         # Connection errors, timeouts and 5xx say the endpoint is unwell; any answer else
         # (2xx, 3xx, 4xx) says it is up.
-        return not retryable if result is None or not result.ok else True
+        return (not retryable if result is None or not result.ok else True), retry_at
 
     def _unsendable(
         self,
@@ -387,7 +758,7 @@ class Scheduler:
         error: BaseException | None,
         retryable: bool,
         reason: str | None,
-    ) -> None:
+    ) -> datetime | None:
         now = self._clock.now()
         number = delivery.attempts + 1
         ok = result is not None and result.ok
@@ -421,11 +792,14 @@ class Scheduler:
             status=AttemptStatus.SUCCESS if ok else AttemptStatus.FAILED,
             duration=time.perf_counter() - started,
             response_status_code=result.status_code if result else None,
-            response_excerpt=result.response_excerpt if result else "",
-            request_headers=result.request_headers if result else (),
-            response_headers=result.response_headers if result else (),
+            # Receivers answer with any bytes: keep only what every store can hold.
+            response_excerpt=sanitize_text(result.response_excerpt, EXCERPT_LIMIT + 3)
+            if result
+            else "",
+            request_headers=sanitize_headers(result.request_headers) if result else (),
+            response_headers=sanitize_headers(result.response_headers) if result else (),
             error_kind=error_kind,
-            error=error_text,
+            error=sanitize_text(error_text, 2048) if error_text is not None else None,
             retryable=next_try is not None,
         )
         if (
@@ -434,28 +808,43 @@ class Scheduler:
             and result.status_code == 410
             and self._retry.deactivate_on_gone
         ):
-            await self._store.put_webhook(dataclasses.replace(webhook, is_active=False))
-            log.warning("webhook %s answered 410 Gone: deactivated", webhook.id)
-        await self._store.finish_attempt(
-            delivery.id, attempt, status=status, next_try_at=next_try, now=now
-        )
+            try:
+                await self._store.put_webhook(dataclasses.replace(webhook, is_active=False))
+                log.warning("webhook %s answered 410 Gone: deactivated", webhook.id)
+            except Exception as exc:
+                log.warning(
+                    "webhook %s answered 410 Gone; deactivating failed: %s", webhook.id, exc
+                )
+        await self.finisher.add(AttemptResult(delivery.id, attempt, status, next_try, now))
         self._count(status, next_try)
         if status is not DeliveryStatus.PENDING:
-            await self._finished()
-        target = redact_url(webhook.target_url) if webhook else "?"
-        level = logging.INFO if ok else logging.WARNING
-        log.log(
-            level,
-            "delivery %s %s -> %s attempt %d: %s%s",
-            delivery.id,
-            delivery.event,
-            target,
-            number,
-            status.value,
-            f" ({error_text})" if error_text else "",
-        )
+            self._finished_one()
+        if not ok or log.isEnabledFor(logging.DEBUG):
+            target = redact_url(webhook.target_url) if webhook else "?"
+            log.log(
+                logging.DEBUG if ok else logging.WARNING,
+                "delivery %s %s -> %s attempt %d: %s%s",
+                delivery.id,
+                delivery.event,
+                target,
+                number,
+                status.value,
+                f" ({attempt.error})" if attempt.error else "",
+                extra={
+                    "delivery_id": delivery.id,
+                    "webhook_id": delivery.webhook_id,
+                    "app_id": delivery.app_id,
+                    "event": delivery.event,
+                    "attempt": number,
+                    "status": status.value,
+                    "status_code": attempt.response_status_code,
+                    "duration": attempt.duration,
+                    "error_kind": error_kind,
+                },
+            )
         async with self._progress:
             self._progress.notify_all()
+        return next_try
 
     def _count(self, status: DeliveryStatus, next_try: object) -> None:
         self.stats.attempts += 1

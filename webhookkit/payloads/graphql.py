@@ -267,6 +267,7 @@ class GraphQLPayloads:
             raise ConfigurationError("cache_size: must be at least 1", field="cache_size")
         self.registry = registry if registry is not None else default_registry()
         self.fallback: PayloadBuilder = fallback if fallback is not None else SerializerPayloads()
+        self._given = (registry is not None, fallback is not None)
         self.context_factory = context_factory
         self.context_key = context_key
         self.channel_of = channel_of
@@ -276,8 +277,31 @@ class GraphQLPayloads:
         self._cache: OrderedDict[str, PreparedQuery | _Refusal] = OrderedDict()
         self._registry_size = len(self.registry)
         self._info = SchemaInfo.of(_load_schema(schema))
-        if events is not None:
-            self.check_events(events)
+        # Without a registry of its own, the events are checked once the kit binds its own
+        # (it may hold host events the default registry lacks).
+        self._events = None if events is None else list(events)
+        if self._events is not None and registry is not None:
+            self.check_events(self._events)
+
+    def bind(self, registry: EventRegistry, fallback: PayloadBuilder) -> None:
+        """Adopt the kit's registry and serializers (``WebhookKit(payloads=...)`` calls this),
+        unless this builder was given its own; a different registry is refused."""
+        registry_given, fallback_given = self._given
+        if registry_given and self.registry is not registry:
+            raise ConfigurationError(
+                "payloads: the GraphQLPayloads was built with another EventRegistry than the "
+                "kit's; pass the same registry to both, or none to the builder",
+                field="payloads",
+            )
+        if not registry_given and self.registry is not registry:
+            self.registry = registry
+            self._registry_size = len(registry)
+            self._cache.clear()
+        if not fallback_given:
+            self.fallback = fallback
+        if self._events is not None and not registry_given:
+            self.check_events(self._events)
+        self._given = (True, True)
 
     # -- schema ------------------------------------------------------------------------------
     @property

@@ -21,11 +21,18 @@ from typing import Any, Final, Protocol
 
 from .._secret import Secret
 from ..apps import App, AppToken, Webhook
-from ..delivery.records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
+from ..config import Timeouts
+from ..delivery.records import (
+    Attempt,
+    AttemptResult,
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Payload,
+)
 from ..exceptions import StoreError
 from ..filters import filter_from_json
 from ..installations import AppInstallation, InstallationStatus
-from ..transports.base import Timeouts
 from .base import DeliveryQuery, StoredKey
 
 __all__ = ["MIGRATIONS", "POSTGRES", "SCHEMA_VERSION", "SQLITE", "Dialect", "Migration", "Row"]
@@ -134,6 +141,13 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    #: Statements for one dialect only (triggers differ), run after ``statements``.
+    sqlite: tuple[str, ...] = ()
+    postgres: tuple[str, ...] = ()
+
+    def for_dialect(self, dialect: Dialect) -> tuple[str, ...]:
+        extra = self.sqlite if dialect.name == "sqlite" else self.postgres
+        return tuple(dialect.ddl(s) for s in self.statements) + extra
 
 
 MIGRATIONS_TABLE: Final = "webhookkit_schema_migrations"
@@ -311,6 +325,37 @@ MIGRATIONS: Final = (
         ),
     ),
     Migration(
+        6,
+        "configuration version kept by triggers, so other processes see changes",
+        (
+            """CREATE TABLE webhookkit_config_version (
+                id INTEGER PRIMARY KEY,
+                version BIGINT NOT NULL
+            )""",
+            "INSERT INTO webhookkit_config_version (id, version) VALUES (1, 0)",
+        ),
+        sqlite=tuple(
+            f"""CREATE TRIGGER webhookkit_{table}_{op.lower()} AFTER {op} ON webhookkit_{table}
+            BEGIN UPDATE webhookkit_config_version SET version = version + 1 WHERE id = 1; END"""
+            for table in ("apps", "webhooks")
+            for op in ("INSERT", "UPDATE", "DELETE")
+        ),
+        postgres=(
+            """CREATE FUNCTION webhookkit_config_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE webhookkit_config_version SET version = version + 1 WHERE id = 1;
+                PERFORM pg_notify('webhookkit_config', '');
+                RETURN NULL;
+            END $$""",
+            """CREATE TRIGGER webhookkit_apps_changed
+                AFTER INSERT OR UPDATE OR DELETE ON webhookkit_apps
+                FOR EACH STATEMENT EXECUTE FUNCTION webhookkit_config_changed()""",
+            """CREATE TRIGGER webhookkit_webhooks_changed
+                AFTER INSERT OR UPDATE OR DELETE ON webhookkit_webhooks
+                FOR EACH STATEMENT EXECUTE FUNCTION webhookkit_config_changed()""",
+        ),
+    ),
+    Migration(
         7,
         "webhook payload filters",
         ("ALTER TABLE webhookkit_webhooks ADD COLUMN payload_filter {json}",),
@@ -434,6 +479,106 @@ FINISH_DELIVERY: Final = f"""
 FINISH_ATTEMPT_POSTGRES: Final = f"""
     WITH attempt AS ({_insert("webhookkit_attempts", ATTEMPT_COLUMNS, 6)} RETURNING 1)
     {FINISH_DELIVERY}"""
+
+
+# Batched claims: a window over the first due rows caps each webhook's share of a batch, so a
+# backlog for one endpoint cannot fill it; the payload body comes along, once per payload.
+_D_COLUMNS: Final = ", ".join("d." + c.strip() for c in DELIVERY_COLUMNS.split(","))
+_U_COLUMNS: Final = ", ".join("u." + c.strip() for c in DELIVERY_COLUMNS.split(","))
+CLAIM_BATCH_POSTGRES: Final = f"""
+    WITH due AS (
+        SELECT d.id, d.webhook_id, d.due_at FROM webhookkit_deliveries AS d
+        WHERE status = 'pending' AND due_at <= $1 AND NOT ({POSTGRES.in_ids("webhook_id", "$4")})
+          AND {_ELIGIBLE.format(seq_col=POSTGRES.types["seq_col"])}
+        ORDER BY due_at, id LIMIT $5
+    ), ranked AS (
+        SELECT id, due_at,
+            row_number() OVER (PARTITION BY webhook_id ORDER BY due_at, id) AS rn
+        FROM due
+    ), pick AS (
+        SELECT d.id, r.due_at FROM webhookkit_deliveries AS d JOIN ranked AS r ON r.id = d.id
+        -- Re-checked on the row's newest version when another worker just claimed it
+        -- (EvalPlanQual), so a row leased meanwhile is not claimed twice.
+        WHERE r.rn <= $6 AND d.status = 'pending' AND d.due_at <= $1
+        ORDER BY r.due_at, d.id LIMIT $2
+        FOR UPDATE OF d SKIP LOCKED
+    ), u AS (
+        UPDATE webhookkit_deliveries AS d SET lease_until = $3, due_at = $3
+        FROM pick WHERE d.id = pick.id
+        RETURNING {_D_COLUMNS}, pick.due_at AS claimed_due
+    )
+    SELECT {_U_COLUMNS}, u.claimed_due, p.created_at AS payload_created_at,
+        CASE WHEN row_number() OVER (PARTITION BY u.payload_id ORDER BY u.id) = 1
+            THEN p.body END AS body
+    FROM u JOIN webhookkit_payloads AS p ON p.id = u.payload_id
+    ORDER BY u.claimed_due, u.id"""
+SELECT_DUE_CAPPED_SQLITE: Final = f"""
+    WITH due AS (
+        SELECT id, webhook_id, due_at FROM webhookkit_deliveries AS d
+        WHERE status = 'pending' AND due_at <= ?1 AND NOT ({SQLITE.in_ids("webhook_id", "?3")})
+          AND {_ELIGIBLE.format(seq_col=SQLITE.types["seq_col"])}
+        ORDER BY due_at, id LIMIT ?4
+    ), ranked AS (
+        SELECT id, due_at,
+            row_number() OVER (PARTITION BY webhook_id ORDER BY due_at, id) AS rn
+        FROM due
+    )
+    SELECT id, due_at FROM ranked WHERE rn <= ?5 ORDER BY due_at, id LIMIT ?2"""
+SELECT_CLAIMED_SQLITE: Final = f"""
+    SELECT {_D_COLUMNS}, p.created_at AS payload_created_at, p.body AS body
+    FROM webhookkit_deliveries AS d JOIN webhookkit_payloads AS p ON p.id = d.payload_id
+    WHERE {SQLITE.in_ids("d.id", "?1")}"""
+# Finishing many attempts in one statement: the attempts and the deliveries' new states as
+# arrays; only deliveries still pending change (a late attempt keeps the final outcome).
+FINISH_MANY_POSTGRES: Final = f"""
+    WITH i AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],
+            $5::timestamptz[]) AS t(id, status, next_try_at, last_error, now)
+    ), a AS (
+        INSERT INTO webhookkit_attempts ({ATTEMPT_COLUMNS})
+        SELECT * FROM unnest($6::text[], $7::text[], $8::int[], $9::timestamptz[], $10::text[],
+            $11::float8[], $12::int[], $13::text[], $14::jsonb[], $15::jsonb[], $16::text[],
+            $17::text[], $18::bool[])
+        RETURNING 1
+    )
+    UPDATE webhookkit_deliveries AS d SET
+        status = i.status, attempts = d.attempts + 1, next_try_at = i.next_try_at,
+        lease_until = NULL, last_error = i.last_error, updated_at = i.now,
+        due_at = CASE WHEN i.status = 'pending' THEN COALESCE(i.next_try_at, d.created_at)
+            ELSE NULL END
+    FROM i WHERE d.id = i.id AND d.status = 'pending'"""
+FINISH_ONE_SQLITE: Final = SQLITE.sql(
+    """UPDATE webhookkit_deliveries SET
+        status = $2, attempts = attempts + 1, next_try_at = $3, lease_until = NULL,
+        last_error = $4, updated_at = $5,
+        due_at = CASE WHEN $2 = 'pending' THEN COALESCE($3, created_at) ELSE NULL END
+    WHERE id = $1 AND status = 'pending'"""
+)
+COUNT_IDS_SQLITE: Final = (
+    f"SELECT count(*) AS n FROM webhookkit_deliveries WHERE {SQLITE.in_ids('id', '?1')}"
+)
+COUNT_PENDING: Final = "SELECT count(*) AS n FROM webhookkit_deliveries WHERE status = 'pending'"
+SELECT_CONFIG_VERSION: Final = "SELECT version FROM webhookkit_config_version WHERE id = 1"
+
+
+def row_to_claimed_payload(d: Dialect, row: Row) -> Payload:
+    return Payload(
+        id=row["payload_id"],
+        event=row["event"],
+        body=bytes(row["body"]),
+        created_at=_required(d, row["payload_created_at"]),
+    )
+
+
+def finish_many_params(d: Dialect, results: Sequence[AttemptResult]) -> tuple[list[Any], ...]:
+    """The column arrays of :data:`FINISH_MANY_POSTGRES`."""
+    finishes = [
+        finish_params(d, r.delivery_id, r.attempt, r.status, r.next_try_at, r.now) for r in results
+    ]
+    attempts = [attempt_params(d, r.attempt) for r in results]
+    return tuple(list(col) for col in zip(*finishes, strict=True)) + tuple(
+        list(col) for col in zip(*attempts, strict=True)
+    )
 
 
 # A manual retry: a finished delivery becomes pending now, with a fresh retry budget.
@@ -768,6 +913,52 @@ MISSING_PAYLOAD: Final = (
 )
 
 
+# -- app installations (webhookkit.graphql's appInstall) ----------------------------------------
+
+INSTALLATION_COLUMNS: Final = (
+    "id, app_name, manifest_url, status, permissions, activate_after_installation, message, "
+    "app_id, created_at, updated_at"
+)
+UPSERT_INSTALLATION: Final = _upsert("webhookkit_app_installations", INSTALLATION_COLUMNS)
+SELECT_INSTALLATION: Final = (
+    f"SELECT {INSTALLATION_COLUMNS} FROM webhookkit_app_installations WHERE id = $1"
+)
+LIST_INSTALLATIONS: Final = (
+    f"SELECT {INSTALLATION_COLUMNS} FROM webhookkit_app_installations ORDER BY created_at, id"
+)
+DELETE_INSTALLATION: Final = "DELETE FROM webhookkit_app_installations WHERE id = $1"
+
+
+def installation_params(d: Dialect, installation: AppInstallation) -> tuple[Any, ...]:
+    return (
+        installation.id,
+        installation.app_name,
+        installation.manifest_url,
+        installation.status.value,
+        _dump(sorted(installation.permissions)),
+        installation.activate_after_installation,
+        installation.message,
+        installation.app_id,
+        d.ts(installation.created_at),
+        d.ts(installation.updated_at),
+    )
+
+
+def row_to_installation(d: Dialect, row: Row) -> AppInstallation:
+    return AppInstallation(
+        id=row["id"],
+        app_name=row["app_name"],
+        manifest_url=row["manifest_url"],
+        status=InstallationStatus(row["status"]),
+        permissions=_names(row["permissions"]),
+        activate_after_installation=bool(row["activate_after_installation"]),
+        message=row["message"],
+        app_id=row["app_id"],
+        created_at=_required(d, row["created_at"]),
+        updated_at=_required(d, row["updated_at"]),
+    )
+
+
 # -- signing keys kept in the store (webhookkit.signing.stored) -------------------------------
 
 #: PostgreSQL channel announcing a change of the stored signing keys (payload: new version).
@@ -822,52 +1013,6 @@ def row_to_stored_key(d: Dialect, row: Row) -> StoredKey:
         private_key=bytes(row["private_key"]),
         encryption=row["encryption"],
         retire_at=d.dt(row["retire_at"]),
-        created_at=_required(d, row["created_at"]),
-        updated_at=_required(d, row["updated_at"]),
-    )
-
-
-# -- app installations (webhookkit.graphql's appInstall) ----------------------------------------
-
-INSTALLATION_COLUMNS: Final = (
-    "id, app_name, manifest_url, status, permissions, activate_after_installation, message, "
-    "app_id, created_at, updated_at"
-)
-UPSERT_INSTALLATION: Final = _upsert("webhookkit_app_installations", INSTALLATION_COLUMNS)
-SELECT_INSTALLATION: Final = (
-    f"SELECT {INSTALLATION_COLUMNS} FROM webhookkit_app_installations WHERE id = $1"
-)
-LIST_INSTALLATIONS: Final = (
-    f"SELECT {INSTALLATION_COLUMNS} FROM webhookkit_app_installations ORDER BY created_at, id"
-)
-DELETE_INSTALLATION: Final = "DELETE FROM webhookkit_app_installations WHERE id = $1"
-
-
-def installation_params(d: Dialect, installation: AppInstallation) -> tuple[Any, ...]:
-    return (
-        installation.id,
-        installation.app_name,
-        installation.manifest_url,
-        installation.status.value,
-        _dump(sorted(installation.permissions)),
-        installation.activate_after_installation,
-        installation.message,
-        installation.app_id,
-        d.ts(installation.created_at),
-        d.ts(installation.updated_at),
-    )
-
-
-def row_to_installation(d: Dialect, row: Row) -> AppInstallation:
-    return AppInstallation(
-        id=row["id"],
-        app_name=row["app_name"],
-        manifest_url=row["manifest_url"],
-        status=InstallationStatus(row["status"]),
-        permissions=_names(row["permissions"]),
-        activate_after_installation=bool(row["activate_after_installation"]),
-        message=row["message"],
-        app_id=row["app_id"],
         created_at=_required(d, row["created_at"]),
         updated_at=_required(d, row["updated_at"]),
     )

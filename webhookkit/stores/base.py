@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from typing import Final, Protocol, runtime_checkable
 
 from ..apps import App, AppToken, Webhook
-from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+from ..delivery.records import (
+    Attempt,
+    AttemptResult,
+    ClaimedBatch,
+    Delivery,
+    DeliveryStatus,
+    Payload,
+)
 from ..installations import AppInstallation
 
 __all__ = [
@@ -24,14 +31,17 @@ __all__ = [
 
 #: How long failed deliveries are kept by default (Saleor keeps them 14 days).
 DEFAULT_KEEP_FAILED: Final = timedelta(days=14)
+#: How long successful deliveries are kept by default (Saleor deletes them at once).
+DEFAULT_KEEP_SUCCESS: Final = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
 class Retention:
     """What the dispatcher purges every ``interval``: successes older than ``keep_success``
-    (None: every success, Saleor's rule) and failures older than ``keep_failed`` (14 days)."""
+    (24 hours, so an operator can still look at them; None: every success, Saleor's rule)
+    and failures older than ``keep_failed`` (14 days, as Saleor)."""
 
-    keep_success: timedelta | None = None
+    keep_success: timedelta | None = DEFAULT_KEEP_SUCCESS
     keep_failed: timedelta = DEFAULT_KEEP_FAILED
     interval: timedelta = timedelta(hours=1)
 
@@ -119,6 +129,37 @@ class Store(Protocol):
         now: datetime,
     ) -> Delivery:
         """Record ``attempt``, set the delivery's status and next try, and drop its lease."""
+        ...
+
+    async def claim_batch(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str] = (),
+        per_webhook: int | None = None,
+    ) -> ClaimedBatch:
+        """Like :meth:`claim_due`, in one round trip, with the payload of every delivery;
+        at most ``per_webhook`` deliveries of one webhook (None: no cap)."""
+        ...
+
+    async def finish_many(self, results: Sequence[AttemptResult]) -> None:
+        """Record many finished attempts at once (one transaction): each like
+        :meth:`finish_attempt`; a delivery already final keeps its outcome."""
+        ...
+
+    async def count_pending(self) -> int:
+        """How many deliveries are pending (for back-pressure)."""
+        ...
+
+    #: Bumped on every configuration change this store object made or learnt of; caches of
+    #: apps and webhooks reload when it moves.
+    config_generation: int
+
+    async def poll_config(self) -> None:
+        """Look for configuration changes made by other processes (bumps
+        :attr:`config_generation` if there were any); cheap: one small read."""
         ...
 
     async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:

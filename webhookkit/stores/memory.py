@@ -9,7 +9,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ..apps import App, AppToken, Webhook
-from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+from ..delivery.records import (
+    Attempt,
+    AttemptResult,
+    ClaimedBatch,
+    Delivery,
+    DeliveryStatus,
+    Payload,
+)
 from ..exceptions import StoreError
 from ..installations import AppInstallation
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
@@ -63,11 +70,14 @@ class _DueIndex:
         limit: int,
         exclude: Collection[str],
         valid: Callable[[datetime, str], bool],
+        per_webhook: int | None = None,
     ) -> list[str]:
-        """Up to ``limit`` delivery ids due at ``now``, earliest first, skipping ``exclude``;
-        the caller pushes them again with their new (leased) time."""
+        """Up to ``limit`` delivery ids due at ``now``, earliest first, skipping ``exclude``
+        and taking at most ``per_webhook`` of one webhook; the caller pushes them again with
+        their new (leased) time."""
         taken: list[str] = []
         skipped: list[tuple[datetime, str]] = []
+        counts: dict[str, int] = {}
         while self._heads and len(taken) < limit:
             due, webhook_id = self._heads[0]
             if due > now:
@@ -82,6 +92,12 @@ class _DueIndex:
             if webhook_id in exclude:
                 skipped.append((due, webhook_id))
                 continue
+            if per_webhook is not None:
+                count = counts.get(webhook_id, 0)
+                if count >= per_webhook:
+                    skipped.append((due, webhook_id))
+                    continue
+                counts[webhook_id] = count + 1
             heapq.heappop(self._by_webhook[webhook_id])
             taken.append(top[1])
             nxt = self._top(webhook_id, valid)
@@ -106,7 +122,10 @@ class MemoryStore:
         self._due = _DueIndex()
         # Pending deliveries of ordered webhooks, per (webhook, key), in trigger order.
         self._chains: dict[tuple[str, str], deque[str]] = {}
+        self._pending = 0
         self._closed = False
+        #: Bumped on every app/webhook write (see :class:`webhookkit._catalog.Catalog`).
+        self.config_generation = 0
 
     def _check(self) -> None:
         if self._closed:
@@ -116,6 +135,7 @@ class MemoryStore:
     async def put_app(self, app: App) -> None:
         self._check()
         self._apps[app.id] = app
+        self.config_generation += 1
 
     async def get_app(self, app_id: str) -> App | None:
         return self._apps.get(app_id)
@@ -125,6 +145,7 @@ class MemoryStore:
 
     async def delete_app(self, app_id: str) -> None:
         self._check()
+        self.config_generation += 1
         self._apps.pop(app_id, None)
         for token in [t for t in self._tokens.values() if t.app_id == app_id]:
             await self.delete_token(token.id)
@@ -156,6 +177,7 @@ class MemoryStore:
     async def put_webhook(self, webhook: Webhook) -> None:
         self._check()
         self._webhooks[webhook.id] = webhook
+        self.config_generation += 1
 
     async def get_webhook(self, webhook_id: str) -> Webhook | None:
         return self._webhooks.get(webhook_id)
@@ -165,7 +187,11 @@ class MemoryStore:
 
     async def delete_webhook(self, webhook_id: str) -> bool:
         self._check()
+        self.config_generation += 1
         return self._webhooks.pop(webhook_id, None) is not None
+
+    async def poll_config(self) -> None:
+        """Nothing to poll: every change goes through this object."""
 
     # deliveries --------------------------------------------------------------------------
     async def add_deliveries(
@@ -179,8 +205,12 @@ class MemoryStore:
         for payload in payloads:
             self._payloads[payload.id] = payload
         for delivery in deliveries:
+            if delivery.id in self._deliveries:
+                raise StoreError(f"delivery {delivery.id}: already exists")
+        for delivery in deliveries:
             self._deliveries[delivery.id] = delivery
             if delivery.status is DeliveryStatus.PENDING:
+                self._pending += 1
                 self._enqueue(delivery)
 
     def _enqueue(self, delivery: Delivery) -> None:
@@ -219,7 +249,7 @@ class MemoryStore:
             d
             for d in self._deliveries.values()
             if (query.webhook_id is None or d.webhook_id == query.webhook_id)
-            and (query.status is None or d.status is query.status)
+            and (query.status is None or d.status == query.status)
             and (query.event is None or d.event == query.event)
             and (query.created_after is None or d.created_at >= query.created_after)
             and (query.created_before is None or d.created_at < query.created_before)
@@ -244,9 +274,35 @@ class MemoryStore:
         lease: timedelta,
         exclude_webhooks: Collection[str] = (),
     ) -> list[Delivery]:
+        return self._claim(now, limit, lease, exclude_webhooks, None)
+
+    async def claim_batch(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str] = (),
+        per_webhook: int | None = None,
+    ) -> ClaimedBatch:
+        claimed = self._claim(now, limit, lease, exclude_webhooks, per_webhook)
+        payloads = {d.payload_id: self._payloads[d.payload_id] for d in claimed}
+        return ClaimedBatch(claimed, payloads)
+
+    def _claim(
+        self,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str],
+        per_webhook: int | None,
+    ) -> list[Delivery]:
         self._check()
         claimed: list[Delivery] = []
-        for delivery_id in self._due.pop_due(now, limit, exclude_webhooks, self._valid):
+        if limit <= 0:
+            return claimed
+        due = self._due.pop_due(now, limit, exclude_webhooks, self._valid, per_webhook)
+        for delivery_id in due:
             delivery = self._deliveries[delivery_id]
             leased = replace(delivery, lease_until=now + lease)
             self._deliveries[delivery_id] = leased
@@ -266,6 +322,17 @@ class MemoryStore:
     async def next_due(self) -> datetime | None:
         return self._due.first(self._valid)
 
+    async def count_pending(self) -> int:
+        return self._pending
+
+    async def finish_many(self, results: Sequence[AttemptResult]) -> None:
+        self._check()
+        for r in results:
+            if r.delivery_id not in self._deliveries:
+                raise StoreError(f"delivery {r.delivery_id}: not found")
+        for r in results:
+            self._finish(r.delivery_id, r.attempt, r.status, r.next_try_at, r.now)
+
     async def finish_attempt(
         self,
         delivery_id: str,
@@ -276,6 +343,16 @@ class MemoryStore:
         now: datetime,
     ) -> Delivery:
         self._check()
+        return self._finish(delivery_id, attempt, status, next_try_at, now)
+
+    def _finish(
+        self,
+        delivery_id: str,
+        attempt: Attempt,
+        status: DeliveryStatus,
+        next_try_at: datetime | None,
+        now: datetime,
+    ) -> Delivery:
         delivery = self._deliveries.get(delivery_id)
         if delivery is None:
             raise StoreError(f"delivery {delivery_id}: not found")
@@ -298,6 +375,7 @@ class MemoryStore:
             # The same due time _due_at computes, or the lazy heap would skip the entry.
             self._due.push(self._due_at(updated), delivery_id, updated.webhook_id)
         else:
+            self._pending -= 1
             self._dequeue(updated)
         return updated
 
@@ -324,6 +402,7 @@ class MemoryStore:
             updated_at=now,
         )
         self._deliveries[delivery_id] = requeued
+        self._pending += 1
         self._enqueue(requeued)
         return requeued
 

@@ -24,7 +24,14 @@ from typing import Any, Final
 
 from .._secret import REDACTED, redact_url
 from ..apps import App, AppToken, Webhook
-from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
+from ..delivery.records import (
+    Attempt,
+    AttemptResult,
+    ClaimedBatch,
+    Delivery,
+    DeliveryStatus,
+    Payload,
+)
 from ..exceptions import ConfigurationError, StoreError
 from ..installations import AppInstallation
 from . import _sql as q
@@ -37,9 +44,15 @@ log = logging.getLogger("webhookkit.stores")
 D = q.POSTGRES
 #: The LISTEN/NOTIFY channel that announces newly queued or released deliveries.
 CHANNEL: Final = "webhookkit_deliveries"
+#: Announced by the configuration triggers (schema migration 6) on every app/webhook change.
+CONFIG_CHANNEL: Final = "webhookkit_config"
 #: Serialises schema migrations of concurrently starting processes.
 _MIGRATION_LOCK: Final = 0x77686B5F736368  # "whk_sch"
 _NOTIFY: Final = "SELECT pg_notify($1, $2)"
+
+
+async def _no_reset(conn: Any) -> None:
+    """asyncpg's pool ``reset`` hook: nothing to undo (see :meth:`PostgresStore.open`)."""
 
 
 def _import_asyncpg() -> ModuleType:
@@ -88,6 +101,10 @@ class PostgresStore:
         self._closed = False
         self._work = asyncio.Event()
         self._work_listeners: list[Callable[[], None]] = []
+        #: See :class:`webhookkit._catalog.Catalog`: bumped on local writes, on NOTIFY from
+        #: other processes and when polling finds the version row moved.
+        self.config_generation = 0
+        self._config_version: int | None = None
 
     # -- plumbing -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -103,6 +120,9 @@ class PostgresStore:
                     min_size=self._min_size,
                     max_size=self._max_size,
                     command_timeout=self._command_timeout,
+                    # No session state is ever left on a pooled connection (no LISTEN, no
+                    # session locks, no SET), so skip asyncpg's reset query on each release.
+                    reset=_no_reset,
                 )
             try:
                 async with self._errors("migrate"), pool.acquire() as conn:
@@ -121,7 +141,13 @@ class PostgresStore:
         assert pg is not None
         try:
             yield
-        except (pg.PostgresError, pg.InterfaceError, OSError, TimeoutError) as exc:
+        except (
+            pg.PostgresError,
+            pg.InterfaceError,
+            pg.InternalClientError,
+            OSError,
+            TimeoutError,
+        ) as exc:
             text = str(exc).replace(self._dsn, _redact_dsn(self._dsn))
             raise StoreError(f"postgresql: {action}: {type(exc).__name__}: {text}") from exc
 
@@ -155,6 +181,7 @@ class PostgresStore:
             conn = await pg.connect(self._dsn)
             try:
                 await conn.add_listener(CHANNEL, self._on_notify)
+                await conn.add_listener(CONFIG_CHANNEL, self._on_config_notify)
             except BaseException:
                 await conn.close()
                 raise
@@ -163,6 +190,9 @@ class PostgresStore:
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
         self._wake()
+
+    def _on_config_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        self.config_generation += 1
 
     def _wake(self) -> None:
         self._work.set()
@@ -176,6 +206,7 @@ class PostgresStore:
         if self._closed or conn is not self._listener:
             return
         self._listener = None
+        self.config_generation += 1  # changes may have been missed too
         # Notifications may have been missed: let waiters look at the table themselves.
         self._wake()
         self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
@@ -219,6 +250,7 @@ class PostgresStore:
     # -- configuration ------------------------------------------------------------------------
     async def put_app(self, app: App) -> None:
         await self._execute("put_app", q.UPSERT_APP, *q.app_params(D, app))
+        self.config_generation += 1
 
     async def get_app(self, app_id: str) -> App | None:
         row = await self._fetchrow("get_app", q.SELECT_APP, app_id)
@@ -231,6 +263,7 @@ class PostgresStore:
         async with self._conn("delete_app") as conn, conn.transaction():
             for statement in q.DELETE_APP:
                 await conn.execute(statement, app_id)
+        self.config_generation += 1
 
     async def put_token(self, token: AppToken) -> None:
         try:
@@ -254,6 +287,7 @@ class PostgresStore:
 
     async def put_webhook(self, webhook: Webhook) -> None:
         await self._execute("put_webhook", q.UPSERT_WEBHOOK, *q.webhook_params(D, webhook))
+        self.config_generation += 1
 
     async def get_webhook(self, webhook_id: str) -> Webhook | None:
         row = await self._fetchrow("get_webhook", q.SELECT_WEBHOOK, webhook_id)
@@ -267,7 +301,17 @@ class PostgresStore:
         return [q.row_to_webhook(D, r) for r in rows]
 
     async def delete_webhook(self, webhook_id: str) -> bool:
-        return _count(await self._execute("delete_webhook", q.DELETE_WEBHOOK, webhook_id)) > 0
+        deleted = _count(await self._execute("delete_webhook", q.DELETE_WEBHOOK, webhook_id)) > 0
+        self.config_generation += 1
+        return deleted
+
+    async def poll_config(self) -> None:
+        row = await self._fetchrow("poll_config", q.SELECT_CONFIG_VERSION)
+        version = int(row["version"]) if row is not None else 0
+        if version != self._config_version:
+            if self._config_version is not None:
+                self.config_generation += 1
+            self._config_version = version
 
     # -- deliveries ---------------------------------------------------------------------------
     async def add_deliveries(
@@ -347,6 +391,50 @@ class PostgresStore:
         )
         rows.sort(key=lambda r: (r["claimed_due"], r["id"]))
         return [q.row_to_delivery(D, r) for r in rows]
+
+    async def claim_batch(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str] = (),
+        per_webhook: int | None = None,
+    ) -> ClaimedBatch:
+        if limit <= 0:
+            return ClaimedBatch([], {})
+        rows = await self._fetch(
+            "claim_batch",
+            q.CLAIM_BATCH_POSTGRES,
+            D.ts(now),
+            limit,
+            D.ts(now + lease),
+            D.id_list(sorted(exclude_webhooks)),
+            limit * 4,
+            per_webhook if per_webhook is not None else limit,
+        )
+        deliveries = [q.row_to_delivery(D, r) for r in rows]
+        payloads = {
+            r["payload_id"]: q.row_to_claimed_payload(D, r) for r in rows if r["body"] is not None
+        }
+        return ClaimedBatch(deliveries, payloads)
+
+    async def finish_many(self, results: Sequence[AttemptResult]) -> None:
+        if not results:
+            return
+        try:
+            await self._execute(
+                "finish_many", q.FINISH_MANY_POSTGRES, *q.finish_many_params(D, results)
+            )
+        except StoreError as exc:
+            pg = self._pg
+            if pg is not None and isinstance(exc.__cause__, pg.ForeignKeyViolationError):
+                raise StoreError("finish_many: a delivery does not exist") from exc.__cause__
+            raise
+
+    async def count_pending(self) -> int:
+        row = await self._fetchrow("count_pending", q.COUNT_PENDING)
+        return int(row["n"])
 
     async def next_due(self) -> datetime | None:
         row = await self._fetchrow("next_due", q.NEXT_DUE_POSTGRES)
@@ -547,8 +635,8 @@ async def _migrate(conn: Any) -> None:
         await conn.execute(D.ddl(q.CREATE_MIGRATIONS_TABLE))
         current = await conn.fetchval(q.SELECT_SCHEMA_VERSION)
         for migration in q.pending_migrations(int(current)):
-            for statement in migration.statements:
-                await conn.execute(D.ddl(statement))
+            for statement in migration.for_dialect(D):
+                await conn.execute(statement)
             await conn.execute(
                 q.INSERT_MIGRATION, migration.version, migration.description, datetime.now(UTC)
             )

@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..apps import App, AppToken, Webhook
-from ..delivery.records import Attempt, Delivery, DeliveryStatus, Payload
-from ..exceptions import StoreError
+from ..delivery.records import (
+    Attempt,
+    AttemptResult,
+    ClaimedBatch,
+    Delivery,
+    DeliveryStatus,
+    Payload,
+)
+from ..exceptions import InvalidFieldError, StoreError
 from ..installations import AppInstallation
 from . import _sql as q
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
@@ -59,7 +66,10 @@ class SQLiteStore:
         busy_timeout: float = 5.0,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise StoreError(f"synchronous: {synchronous!r} is not OFF, NORMAL, FULL or EXTRA")
+            raise InvalidFieldError(
+                f"synchronous: {synchronous!r} is not OFF, NORMAL, FULL or EXTRA",
+                field="synchronous",
+            )
         self.path = str(path)
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
@@ -67,6 +77,9 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
         self._closed = False
+        #: See :class:`webhookkit._catalog.Catalog`; polled from the version row.
+        self.config_generation = 0
+        self._config_version: int | None = None
 
     # -- plumbing -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -116,8 +129,8 @@ class SQLiteStore:
             conn.execute(D.ddl(q.CREATE_MIGRATIONS_TABLE))
             current = conn.execute(q.SELECT_SCHEMA_VERSION).fetchone()["v"]
             for migration in q.pending_migrations(int(current)):
-                for statement in migration.statements:
-                    conn.execute(D.ddl(statement))
+                for statement in migration.for_dialect(D):
+                    conn.execute(statement)
                 conn.execute(
                     D.sql(q.INSERT_MIGRATION),
                     (migration.version, migration.description, D.ts(datetime.now(UTC))),
@@ -142,6 +155,7 @@ class SQLiteStore:
     # -- configuration ------------------------------------------------------------------------
     async def put_app(self, app: App) -> None:
         await self._run(lambda c: c.execute(D.sql(q.UPSERT_APP), q.app_params(D, app)))
+        self.config_generation += 1
 
     async def get_app(self, app_id: str) -> App | None:
         row = await self._run(lambda c: c.execute(D.sql(q.SELECT_APP), (app_id,)).fetchone())
@@ -158,6 +172,7 @@ class SQLiteStore:
                     conn.execute(D.sql(statement), (app_id,))
 
         await self._run(work)
+        self.config_generation += 1
 
     async def put_token(self, token: AppToken) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -182,6 +197,7 @@ class SQLiteStore:
 
     async def put_webhook(self, webhook: Webhook) -> None:
         await self._run(lambda c: c.execute(D.sql(q.UPSERT_WEBHOOK), q.webhook_params(D, webhook)))
+        self.config_generation += 1
 
     async def get_webhook(self, webhook_id: str) -> Webhook | None:
         row = await self._run(
@@ -200,7 +216,16 @@ class SQLiteStore:
 
     async def delete_webhook(self, webhook_id: str) -> bool:
         cursor = await self._run(lambda c: c.execute(D.sql(q.DELETE_WEBHOOK), (webhook_id,)))
+        self.config_generation += 1
         return cursor.rowcount > 0
+
+    async def poll_config(self) -> None:
+        row = await self._run(lambda c: c.execute(q.SELECT_CONFIG_VERSION).fetchone())
+        version = int(row["version"]) if row is not None else 0
+        if version != self._config_version:
+            if self._config_version is not None:
+                self.config_generation += 1
+            self._config_version = version
 
     # -- deliveries ---------------------------------------------------------------------------
     async def add_deliveries(
@@ -287,6 +312,65 @@ class SQLiteStore:
             return sorted(rows, key=lambda r: order[r["id"]])
 
         return [q.row_to_delivery(D, r) for r in await self._run(work)]
+
+    async def claim_batch(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        exclude_webhooks: Collection[str] = (),
+        per_webhook: int | None = None,
+    ) -> ClaimedBatch:
+        if limit <= 0:
+            return ClaimedBatch([], {})
+        cap = per_webhook if per_webhook is not None else limit
+        params = (D.ts(now), limit, D.id_list(sorted(exclude_webhooks)), limit * 4, cap)
+        until = D.ts(now + lease)
+
+        def work(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            # One transaction, one thread hop for the whole batch.
+            with _transaction(conn):
+                due = conn.execute(q.SELECT_DUE_CAPPED_SQLITE, params).fetchall()
+                if not due:
+                    return []
+                ids = [r["id"] for r in due]
+                conn.execute(q.lease_sql(D), (until, D.id_list(ids)))
+                rows = conn.execute(q.SELECT_CLAIMED_SQLITE, (D.id_list(ids),)).fetchall()
+            order = {delivery_id: i for i, delivery_id in enumerate(ids)}
+            return sorted(rows, key=lambda r: order[r["id"]])
+
+        rows = await self._run(work)
+        deliveries = [q.row_to_delivery(D, r) for r in rows]
+        payloads: dict[str, Payload] = {}
+        for row in rows:
+            if row["payload_id"] not in payloads:
+                payloads[row["payload_id"]] = q.row_to_claimed_payload(D, row)
+        return ClaimedBatch(deliveries, payloads)
+
+    async def finish_many(self, results: Sequence[AttemptResult]) -> None:
+        if not results:
+            return
+        finishes = [
+            q.finish_params(D, r.delivery_id, r.attempt, r.status, r.next_try_at, r.now)
+            for r in results
+        ]
+        attempts = [q.attempt_params(D, r.attempt) for r in results]
+        ids = sorted({r.delivery_id for r in results})
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                known = conn.execute(q.COUNT_IDS_SQLITE, (D.id_list(ids),)).fetchone()["n"]
+                if known != len(ids):
+                    raise StoreError("finish_many: a delivery does not exist")
+                conn.executemany(q.FINISH_ONE_SQLITE, finishes)
+                conn.executemany(D.sql(q.INSERT_ATTEMPT), attempts)
+
+        await self._run(work)
+
+    async def count_pending(self) -> int:
+        row = await self._run(lambda c: c.execute(q.COUNT_PENDING).fetchone())
+        return int(row["n"])
 
     async def next_due(self) -> datetime | None:
         row = await self._run(lambda c: c.execute(q.NEXT_DUE_SQLITE).fetchone())

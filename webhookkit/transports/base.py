@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import abc
+import importlib
+import importlib.util
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import urlsplit
 
 from .._secret import redact_url
+from ..config import Timeouts
 from ..exceptions import ConfigurationError, InvalidURLError
 
 __all__ = ["OutboundMessage", "Timeouts", "Transport", "TransportResult", "TransportRouter"]
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Connect and total budget in seconds (Saleor: 2 s to connect, 20 s in all)."""
-
-    connect: float = 2.0
-    total: float = 20.0
-
-    def __post_init__(self) -> None:
-        if not (0 < self.connect <= self.total):
-            raise ConfigurationError(
-                f"timeouts: need 0 < connect ({self.connect}) <= total ({self.total})",
-                field="timeouts",
-            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +40,7 @@ class OutboundMessage:
     #: transport's default (``HTTPTransport(delivery_id_header=...)``), usually none.
     delivery_id_header: str | None = None
     webhook_id: str = ""
-    timeouts: Timeouts = Timeouts()
+    timeouts: Timeouts = field(default_factory=Timeouts)
 
     @property
     def target(self) -> str:
@@ -97,16 +85,42 @@ class Transport(abc.ABC):
         """Release connections and clients."""
 
 
-class TransportRouter:
-    """Picks the transport for a URL by its scheme; hosts mount their own schemes."""
+#: Transports mounted on first use of their scheme, so ``import webhookkit`` and a kit that
+#: never sends to a queue do not import aioboto3/botocore or gcloud: scheme -> (module, class,
+#: the module its extra provides, the extra).
+LAZY_TRANSPORTS: Mapping[str, tuple[str, str, str, str]] = {
+    "awssqs": ("webhookkit.transports.sqs", "SQSTransport", "aioboto3", "sqs"),
+    "gcpubsub": ("webhookkit.transports.pubsub", "PubSubTransport", "gcloud.aio.pubsub", "pubsub"),
+}
 
-    def __init__(self, transports: Iterable[Transport] = ()) -> None:
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class TransportRouter:
+    """Picks the transport for a URL by its scheme; hosts mount their own schemes.
+
+    Schemes of :data:`LAZY_TRANSPORTS` not mounted by the host get their default transport
+    on first use, when its extra is installed.
+    """
+
+    def __init__(self, transports: Iterable[Transport] = (), *, lazy: bool = True) -> None:
         self._by_scheme: dict[str, Transport] = {}
+        self._lazy = lazy
         for transport in transports:
             self.mount(transport)
 
     def mount(self, transport: Transport, schemes: Iterable[str] | None = None) -> None:
         """Route ``schemes`` (default: ``transport.schemes``) to ``transport``."""
+        if not isinstance(transport, Transport):
+            raise ConfigurationError(
+                f"transports: {type(transport).__name__} is not a webhookkit Transport",
+                field="transports",
+            )
         names = list(schemes if schemes is not None else transport.schemes)
         if not names:
             raise ConfigurationError(
@@ -118,19 +132,44 @@ class TransportRouter:
 
     @property
     def schemes(self) -> frozenset[str]:
-        return frozenset(self._by_scheme)
+        """Schemes with a transport now or on first use."""
+        lazy = (
+            {s for s, spec in LAZY_TRANSPORTS.items() if _installed(spec[2])}
+            if self._lazy
+            else set()
+        )
+        return frozenset(self._by_scheme) | lazy
 
     @property
     def mounted(self) -> Mapping[str, Transport]:
         return dict(self._by_scheme)
 
+    def _mount_lazy(self, scheme: str, url: str) -> Transport | None:
+        spec = LAZY_TRANSPORTS.get(scheme) if self._lazy else None
+        if spec is None:
+            return None
+        module_name, class_name, needs, extra = spec
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise InvalidURLError(
+                f"target_url: {scheme}:// needs the {extra!r} extra ({needs}): "
+                f"pip install 'webhookkit[{extra}]' (in {redact_url(url)!r})",
+                field="target_url",
+            ) from None
+        transport: Transport = getattr(module, class_name)()
+        self.mount(transport, [scheme])
+        return transport
+
     def for_url(self, url: str) -> Transport:
         scheme = urlsplit(url).scheme.lower()
         transport = self._by_scheme.get(scheme)
         if transport is None:
+            transport = self._mount_lazy(scheme, url)
+        if transport is None:
             raise InvalidURLError(
                 f"target_url: no transport for scheme {scheme!r} in {redact_url(url)!r} "
-                f"(registered: {sorted(self._by_scheme)})",
+                f"(registered: {sorted(self.schemes)})",
                 field="target_url",
             )
         return transport

@@ -163,7 +163,9 @@ class HTTPTransport(Transport):
     """POSTs bodies with aiohttp. Redirects are never followed; 2xx is success.
 
     One session (one connection pool, kept alive) per transport; ``limit`` caps connections
-    in all and ``limit_per_host`` per host. The SSRF guard refuses loopback, private,
+    in all and ``limit_per_host`` per host (0: no cap, the default: the scheduler's
+    ``concurrency`` and per-webhook limits already bound the sends, and a per-host cap would
+    let one hanging webhook starve the other webhooks of its host). The SSRF guard refuses loopback, private,
     link-local, multicast, reserved and unspecified addresses unless ``allow_addresses`` lists
     them (``["127.0.0.1/32"]`` for tests); ``ssrf_guard=False`` turns it off. ``resolver``
     does the DNS lookups behind the guard (default: ``getaddrinfo`` in a thread).
@@ -186,8 +188,8 @@ class HTTPTransport(Transport):
         allow_addresses: Iterable[str | IPNetwork | IPAddress] = (),
         ssrf_guard: bool = True,
         resolver: AbstractResolver | None = None,
-        limit: int = 100,
-        limit_per_host: int = 10,
+        limit: int = 0,
+        limit_per_host: int = 0,
         keepalive_timeout: float = 15.0,
         user_agent: str = DEFAULT_USER_AGENT,
         max_body_bytes: int | None = None,
