@@ -32,6 +32,14 @@ async def test_apps_full_access_deactivate_delete_and_tokens(aiohttp_host: Host)
     assert "full access" in page and "Activate the app to create webhooks" in page
     await ui.post(f"/apps/{app_id}/active", {"is_active": "1", "next": "/apps"})
     assert (await kit.apps.get(app_id)).is_active
+    # Renamed, with fewer permissions; an unknown permission is refused by name.
+    await ui.post(f"/apps/{app_id}", {"name": "Orders only", "permissions": "MANAGE_ORDERS"})
+    app = await kit.apps.get(app_id)
+    assert app.name == "Orders only" and app.permissions == {"MANAGE_ORDERS"}
+    await ui.post(f"/apps/{app_id}", {"name": "Orders only", "permissions": "MANAGE_ORDER"})
+    assert "did you mean &#39;MANAGE_ORDERS&#39;?" in await ui.get(f"/apps/{app_id}")
+    await ui.post(f"/apps/{app_id}", {"name": "Everything", "full_access": "on"})
+    assert (await kit.apps.get(app_id)).permissions == kit.registry.permissions
     # Tokens: listed by name and last four characters; deleted from the list.
     await ui.post(f"/apps/{app_id}/tokens", {"name": "deploy"})
     [token] = await kit.apps.list_tokens(app_id)

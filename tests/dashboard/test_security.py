@@ -67,7 +67,7 @@ async def make_world(host: Host, receiver: Receiver) -> World:
 
 def test_the_route_table_covers_every_page(host: Host) -> None:
     patterns = {(r.method, r.pattern) for r in host.dashboard.routes}
-    assert len(patterns) == len(host.dashboard.routes) == 24
+    assert len(patterns) == len(host.dashboard.routes) == 25
     assert {r.level for r in host.dashboard.routes} == {MANAGE, OBSERVE}
     assert all(r.method in {"GET", "POST"} for r in host.dashboard.routes)
 
@@ -114,7 +114,7 @@ async def test_forged_posts_are_refused_on_every_form_route(host: Host, receiver
     page = await host.client.get(host.base + "/apps", headers=ADMIN)
     good = csrf_of(page.text)
     posts = [r for r in host.dashboard.routes if r.method == "POST"]
-    assert len(posts) == 12
+    assert len(posts) == 13
     # A token minted for another browser's session is as bad as none.
     async with type(host.client)(
         transport=host.client._transport, base_url=host.client.base_url

@@ -106,7 +106,25 @@ async def app_detail(ctx: Context) -> DashboardResponse:
         full_access=full,
         tokens=sorted(tokens, key=lambda t: t.created_at or datetime.min.replace(tzinfo=UTC)),
         webhooks=webhooks,
+        all_permissions=sorted(ctx.kit.registry.permissions),
     )
+
+
+async def app_update(ctx: Context) -> DashboardResponse:
+    """Rename the app or change its permissions (full access: every known permission)."""
+    request = ctx.request
+    app = await ctx.kit.apps.get(ctx.params["app_id"])
+    full = request.value("full_access") == "on"
+    permissions = sorted(ctx.kit.registry.permissions) if full else request.values("permissions")
+    try:
+        app = await ctx.kit.apps.update(
+            app.id, name=request.value("name").strip(), permissions=permissions
+        )
+    except WebhookKitError as exc:
+        ctx.flash("error", str(exc))
+    else:
+        ctx.flash("ok", f"App {app.name!r} saved.")
+    return ctx.redirect(f"/apps/{app.id}")
 
 
 async def app_active(ctx: Context) -> DashboardResponse:
@@ -634,6 +652,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/apps", apps_list),
     Route("POST", "/apps", apps_create),
     Route("GET", "/apps/{app_id}", app_detail),
+    Route("POST", "/apps/{app_id}", app_update),
     Route("POST", "/apps/{app_id}/active", app_active),
     Route("GET", "/apps/{app_id}/delete", app_delete_confirm),
     Route("POST", "/apps/{app_id}/delete", app_delete),
