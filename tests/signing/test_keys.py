@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +23,7 @@ from webhookkit.signing import (
     jwk_thumbprint,
     load_key,
 )
+from webhookkit.testing import FakeClock
 
 # RFC 7638 section 3.1: the example RSA key and its thumbprint.
 RFC7638_N = (
@@ -188,3 +190,87 @@ def test_keyset_of_accepts_what_users_pass() -> None:
     generated = KeySet.of(None).active
     assert isinstance(generated, RSAKey)
     assert isinstance(generated, SigningKey)
+
+
+# -- the clock a KeySet reads, and bad inputs ------------------------------------------------
+
+
+async def test_rotation_steps_follow_the_given_clock() -> None:
+    clock = FakeClock()
+    keys = KeySet([generate_key("EdDSA")], clock=clock)
+    old = keys.active.kid
+    new = generate_key("EdDSA")
+    keys.add(new)
+    keys.activate(new.kid, retire_after=timedelta(minutes=10))
+    assert keys.get(old).retire_at == clock.now() + timedelta(minutes=10)
+    await clock.advance(599)
+    assert [k["kid"] for k in keys.jwks()["keys"]] == [new.kid, old]
+    assert keys.prune() == []
+    await clock.advance(1)
+    assert [k["kid"] for k in keys.jwks()["keys"]] == [new.kid]
+    assert keys.prune() == [old]
+    # an explicit ``now`` still wins over the clock
+    assert KeySet.of(keys, clock=clock) is keys
+    assert keys.jwks(now=clock.now() - timedelta(days=1))["keys"][0]["kid"] == new.kid
+
+
+@pytest.mark.parametrize(
+    "pem",
+    [
+        "",
+        "not a pem",
+        "-----BEGIN PRIVATE KEY-----\n\udcff\n-----END PRIVATE KEY-----\n",
+        b"\xff\xfe",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        42,
+        None,
+    ],
+)
+def test_garbage_pem_is_an_invalid_key_error(pem: Any) -> None:
+    with pytest.raises(InvalidKeyError, match="key:") as caught:
+        load_key(pem)
+    assert caught.value.field == "key"
+
+
+def test_a_password_must_be_bytes() -> None:
+    pem = generate_key("EdDSA").private_pem(password=b"pw")
+    assert load_key(pem, password=b"pw").alg == "EdDSA"
+    with pytest.raises(InvalidKeyError, match="password"):
+        load_key(pem, password="pw")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("alg", [["RS256"], None, "rs256", 256])
+def test_unknown_algorithms_are_invalid_key_errors(alg: Any) -> None:
+    with pytest.raises(InvalidKeyError, match="alg"):
+        generate_key(alg)
+
+
+def test_key_set_operations_refuse_bad_arguments() -> None:
+    keys = KeySet.generate("EdDSA")
+    active = keys.active.kid
+    for bad_kid in (["x"], 42, None, "missing", "\udcff"):
+        with pytest.raises(InvalidKeyError, match="keys: no key"):
+            keys.get(bad_kid)  # type: ignore[arg-type]
+        with pytest.raises(InvalidKeyError):
+            keys.activate(bad_kid)  # type: ignore[arg-type]
+        assert bad_kid not in keys
+    with pytest.raises(InvalidKeyError, match="keys"):
+        KeySet([42])  # type: ignore[list-item]
+    with pytest.raises(InvalidKeyError, match="keys"):
+        KeySet(42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidKeyError, match="keys"):
+        keys.add("not a key")  # type: ignore[arg-type]
+    new = generate_key("EdDSA")
+    keys.add(new)
+    with pytest.raises(InvalidKeyError, match="retire_after"):
+        keys.activate(new.kid, retire_after=60)  # type: ignore[arg-type]
+    with pytest.raises(InvalidKeyError, match="retire_after"):
+        keys.activate(new.kid, retire_after=timedelta.max)
+    with pytest.raises(InvalidKeyError, match="now"):
+        keys.activate(new.kid, now=datetime(2026, 1, 1))
+    with pytest.raises(InvalidKeyError, match="now"):
+        keys.prune("today")  # type: ignore[arg-type]
+    with pytest.raises(InvalidKeyError, match="until"):
+        keys.retire(new.kid, until=datetime(2026, 1, 1))
+    assert keys.active.kid == active  # nothing changed by the refusals
+    assert keys.get(new.kid).state is KeyState.NEXT

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from ..clock import Clock
 from ..exceptions import InvalidKeyError
 from ._b64 import b64url_encode
 
@@ -303,7 +304,7 @@ def generate_key(alg: str = "RS256") -> SigningKey:
     """A new key for ``alg``: ``RS256`` (default, 2048 bits), ``ES256`` or ``EdDSA``."""
     try:
         return _BY_ALG[alg].generate()
-    except KeyError:
+    except (KeyError, TypeError):
         raise InvalidKeyError(
             f"alg: {alg!r} is not one of {list(ALGORITHMS)}", field="alg"
         ) from None
@@ -311,9 +312,14 @@ def generate_key(alg: str = "RS256") -> SigningKey:
 
 def load_key(pem: bytes | str, *, password: bytes | None = None) -> SigningKey:
     """A :class:`SigningKey` from a PEM private key of any supported type."""
-    data = pem.encode("utf-8") if isinstance(pem, str) else pem
+    try:
+        data = pem.encode("utf-8") if isinstance(pem, str) else pem
+    except UnicodeEncodeError:
+        raise InvalidKeyError("key: PEM text holds lone surrogates", field="key") from None
     if not isinstance(data, bytes | bytearray):
         raise InvalidKeyError("key: expected PEM text or bytes", field="key")
+    if password is not None and not isinstance(password, bytes):
+        raise InvalidKeyError("password: expected bytes or None", field="password")
     try:
         key = serialization.load_pem_private_key(bytes(data), password=password)
     except Exception as exc:  # ValueError, TypeError, UnsupportedAlgorithm...
@@ -372,14 +378,26 @@ class KeySet:
     2. ``keys.activate(new_key.kid)``: the new key signs; the old one becomes ``retired`` and
        stays published until ``retire_after`` from now (default one day).
     3. ``keys.prune()`` (or just let the date pass: :meth:`jwks` leaves expired keys out).
+
+    Every step that needs the time takes ``now``; without it the time comes from ``clock``
+    (give the kit's clock, so a FakeClock drives rotations in tests), else the wall clock.
     """
 
-    def __init__(self, keys: Iterable[SigningKey | PublishedKey] = ()) -> None:
+    def __init__(
+        self, keys: Iterable[SigningKey | PublishedKey] = (), *, clock: Clock | None = None
+    ) -> None:
         self._entries: dict[str, PublishedKey] = {}
+        #: Where the time comes from when a step gets no ``now`` (None: the wall clock).
+        self.clock = clock
+        if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+            raise InvalidKeyError("keys: expected a list of signing keys", field="keys")
         for item in keys:
             entry = item if isinstance(item, PublishedKey) else None
             if entry is None:
-                assert isinstance(item, SigningKey)
+                if not isinstance(item, SigningKey):
+                    raise InvalidKeyError(
+                        f"keys: {type(item).__name__} is not a SigningKey", field="keys"
+                    )
                 has_active = any(e.state is KeyState.ACTIVE for e in self._entries.values())
                 entry = PublishedKey(item, KeyState.NEXT if has_active else KeyState.ACTIVE)
             self._put(entry)
@@ -390,15 +408,32 @@ class KeySet:
         return cls([generate_key(alg)])
 
     @classmethod
-    def of(cls, key: SigningKey | KeySet | bytes | str | None) -> KeySet:
-        """What users pass as ``signing_key``: a KeySet, one key, PEM, or None (new RS256)."""
+    def of(
+        cls, key: SigningKey | KeySet | bytes | str | None, *, clock: Clock | None = None
+    ) -> KeySet:
+        """What users pass as ``signing_key``: a KeySet, one key, PEM, or None (new RS256).
+        ``clock`` is set on the result when given."""
         if key is None:
-            return cls.generate()
-        if isinstance(key, KeySet):
-            return key
-        if isinstance(key, SigningKey):
-            return cls([key])
-        return cls([load_key(key)])
+            found = cls.generate()
+        elif isinstance(key, KeySet):
+            found = key
+        elif isinstance(key, SigningKey):
+            found = cls([key])
+        else:
+            found = cls([load_key(key)])
+        if clock is not None:
+            found.clock = clock
+        return found
+
+    def _now(self, now: datetime | None, field_name: str = "now") -> datetime:
+        """``now`` if given (aware), else the clock's time, else the wall clock's."""
+        if now is None:
+            return self.clock.now() if self.clock is not None else datetime.now(UTC)
+        if not isinstance(now, datetime) or now.utcoffset() is None:
+            raise InvalidKeyError(
+                f"{field_name}: expected a timezone-aware datetime", field=field_name
+            )
+        return now
 
     def _put(self, entry: PublishedKey) -> None:
         if entry.state is KeyState.ACTIVE:
@@ -426,13 +461,14 @@ class KeySet:
         return entry.key
 
     def get(self, kid: str) -> PublishedKey:
-        try:
-            return self._entries[kid]
-        except KeyError:
-            raise InvalidKeyError(f"keys: no key with kid {kid!r}", field="keys") from None
+        found = self._entries.get(kid) if isinstance(kid, str) else None
+        if found is None:
+            shown = repr(kid)[:80]
+            raise InvalidKeyError(f"keys: no key with kid {shown}", field="keys")
+        return found
 
     def __contains__(self, kid: object) -> bool:
-        return kid in self._entries
+        return isinstance(kid, str) and kid in self._entries
 
     def __iter__(self) -> Iterator[PublishedKey]:
         return iter(list(self._entries.values()))
@@ -442,7 +478,7 @@ class KeySet:
 
     def published(self, now: datetime | None = None) -> list[PublishedKey]:
         """Keys in the JWKS at ``now``: next, active, and retired ones before their date."""
-        at = now if now is not None else datetime.now(UTC)
+        at = self._now(now)
         order = {KeyState.ACTIVE: 0, KeyState.NEXT: 1, KeyState.RETIRED: 2}
         return sorted(
             (e for e in self._entries.values() if e.published_at(at)),
@@ -456,6 +492,8 @@ class KeySet:
     # -- rotating --------------------------------------------------------------------------
     def add(self, key: SigningKey, state: KeyState = KeyState.NEXT) -> PublishedKey:
         """Step 1 of a rotation: publish ``key`` (``next`` by default) without signing with it."""
+        if not isinstance(key, SigningKey) or not isinstance(state, KeyState):
+            raise InvalidKeyError("keys: add() takes a SigningKey and a KeyState", field="keys")
         if key.kid in self._entries:
             raise InvalidKeyError(f"keys: kid {key.kid!r} is already in the set", field="keys")
         entry = PublishedKey(key, state)
@@ -472,11 +510,19 @@ class KeySet:
         """Step 2: ``kid`` signs from now on; the previous active key is retired and stays
         published until ``now + retire_after``."""
         target = self.get(kid)
-        at = now if now is not None else datetime.now(UTC)
+        if not isinstance(retire_after, timedelta) or retire_after < timedelta(0):
+            raise InvalidKeyError("retire_after: expected a timedelta >= 0", field="retire_after")
+        at = self._now(now)
+        try:
+            retire_at = at + retire_after
+        except OverflowError:
+            raise InvalidKeyError(
+                "retire_after: too far in the future", field="retire_after"
+            ) from None
         current = self._active_entry()
         if current is not None and current.kid != kid:
             self._entries[current.kid] = replace(
-                current, state=KeyState.RETIRED, retire_at=at + retire_after
+                current, state=KeyState.RETIRED, retire_at=retire_at
             )
         self._entries[kid] = replace(target, state=KeyState.ACTIVE, retire_at=None)
 
@@ -484,6 +530,8 @@ class KeySet:
         """Stop publishing ``kid`` after ``until`` (None: keep it until removed). The active
         key cannot be retired: activate another one first."""
         entry = self.get(kid)
+        if until is not None:
+            until = self._now(until, "until")
         if entry.state is KeyState.ACTIVE:
             raise InvalidKeyError(
                 f"keys: {kid!r} is the active key; activate another key first", field="keys"
@@ -498,7 +546,7 @@ class KeySet:
 
     def prune(self, now: datetime | None = None) -> list[str]:
         """Step 3: drop retired keys whose date has passed; returns their kids."""
-        at = now if now is not None else datetime.now(UTC)
+        at = self._now(now)
         gone = [e.kid for e in self._entries.values() if not e.published_at(at)]
         for kid in gone:
             del self._entries[kid]
