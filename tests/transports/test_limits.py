@@ -15,6 +15,7 @@ from typing import Any
 
 import aioboto3
 import pytest
+from aiohttp import web
 from conftest import LOOPBACK, Receiver
 
 from transports.conftest import ServerHandle
@@ -234,14 +235,32 @@ async def test_http_limit_is_the_hosts(receiver: Receiver) -> None:
     assert [r.body for r in receiver.received] == [json_body(100)]
 
 
-async def test_http_has_no_limit_by_default(receiver: Receiver) -> None:
+async def test_http_has_no_limit_by_default_and_streams_big_bodies() -> None:
+    received: list[tuple[bytes, str | None, str | None, str | None]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        h = request.headers
+        body = await request.read()
+        received.append(
+            (body, h.get("Content-Length"), h.get("Content-Type"), h.get("Transfer-Encoding"))
+        )
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)  # aiohttp's default is 1 MiB
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
     transport = HTTPTransport(allow_addresses=LOOPBACK)
+    sizes = (1_000_000, 1_048_576, 1_048_577, 5_000_000)
     try:
-        assert (await transport.send(outbound(receiver.url, body=json_body(1_000_000)))).ok
+        for size in sizes:  # filterwarnings=error: aiohttp's big-bytes ResourceWarning fails
+            assert (await transport.send(outbound(url, body=json_body(size)))).ok
     finally:
         await transport.aclose()
-    [request] = receiver.received
-    assert len(request.body) == 1_000_000
+        await runner.cleanup()
+    assert received == [(json_body(n), str(n), "application/json", None) for n in sizes]
 
 
 # -- docs/payload-limits.md -------------------------------------------------------------------

@@ -8,6 +8,7 @@ attempt runs under a connect and a total timeout.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import ssl
@@ -43,6 +44,8 @@ DEFAULT_USER_AGENT = "Saleor/3.24 webhookkit/0.1"
 _READ_LIMIT = 4 * 1024 + 4  # enough bytes for 1,025 characters of any UTF-8 text
 _EXCERPT_LIMIT = 1024  # Saleor keeps 1,024 characters of the answer
 _CACHE_SIZE = 4096
+#: Larger bodies go to aiohttp as a stream (it warns about, and blocks on, big raw bytes).
+_INLINE_BODY = 1024 * 1024
 
 PathLike = str | os.PathLike[str]
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}")  # an HTTP field name (RFC 9110)
@@ -278,7 +281,9 @@ class HTTPTransport(Transport):
             url = self._url(message.url)
             async with self._get_session().post(
                 url,
-                data=message.body,
+                data=message.body
+                if len(message.body) <= _INLINE_BODY
+                else io.BytesIO(message.body),
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
