@@ -215,3 +215,49 @@ async def session(
     await page.goto(dash + "/apps")
     await snap(page, "apps")
     await shop.close()
+
+
+async def test_the_forms_work_without_javascript(browser: Browser, receiver: Receiver) -> None:
+    async with make_kit() as kit:
+        runner, url = await start_aiohttp_host(host_app(kit))
+        context = await browser.new_context(
+            java_script_enabled=False, extra_http_headers={PERMISSIONS_HEADER: "MANAGE_APPS"}
+        )
+        try:
+            page = await context.new_page()
+            page.set_default_timeout(30_000)
+            await page.goto(url + "/webhooks/apps")
+            await page.fill("input[name=name]", "No JS")
+            await page.check("input[name=permissions][value=MANAGE_ORDERS]")
+            await page.click("#create-app")
+            await page.click("#create-token")
+            assert len(await page.input_value("#new-token")) >= 32
+            await page.click("#create-webhook")
+            # Without JavaScript the search box stays hidden; the checkboxes still work.
+            await expect(page.locator("#event-search")).to_be_hidden()
+            await page.fill("input[name=target_url]", receiver.url + "/plain")
+            await page.check("label.event[data-name=order_created] input")
+            await page.fill("#query", FIXED)
+            await page.check("input[name=is_active]")
+            await page.click("#save-webhook")
+            await expect(page.locator(".flash")).to_contain_text("created")
+            [hook] = await kit.webhooks.list()
+            assert hook.events == {"order_created"} and hook.is_active
+            shop = await context.new_page()
+            await shop.goto(url + "/shop")
+            async with shop.expect_navigation():
+                await shop.click("#place-order")
+            [delivery] = await kit.wait_for([d.id for d in await kit.list_deliveries()], timeout=30)
+            await page.goto(url + f"/webhooks/deliveries/{delivery.id}")
+            await expect(page.locator("#delivery-status")).to_have_text("success")
+            await page.click("#resend")
+            await kit.wait_for([delivery.id], timeout=30)
+            await page.reload()
+            await expect(page.locator("tr.attempt.success")).to_have_count(2)
+            # Deleting goes through the confirmation page.
+            await page.goto(url + f"/webhooks/webhooks/{hook.id}/delete")
+            await page.click("#confirm-delete")
+            assert await kit.webhooks.list() == []
+        finally:
+            await context.close()
+            await runner.cleanup()
