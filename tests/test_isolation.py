@@ -83,10 +83,13 @@ async def test_breaker_holds_deliveries_without_spending_their_retries(
         attempts = [len(await kit.list_attempts(i)) for i in ids]
         assert sorted(attempts) == [0] * 7 + [1] * 3
         assert kit.scheduler.gate.state(hook_id, clock.now()) == "open"
-        await clock.advance(10)  # the three retries are due, but the breaker still holds
+        await clock.advance(9)  # nothing is due and the breaker holds the other seven
         await kit.wait_idle()
         assert len(receiver.received) == 3
-        await clock.advance(20)  # cooldown over: one probe, it succeeds, the rest follow
+        # The failing delivery's own retry falls due before the 30 s cooldown ends: it goes as
+        # the probe (so the breaker never moves a retry off its schedule); it succeeds and
+        # the rest follow.
+        await clock.advance(1)
         await kit.wait_idle()
         deliveries = await kit.wait_for(ids, timeout=10)
     assert all(d.status is DeliveryStatus.SUCCESS for d in deliveries)

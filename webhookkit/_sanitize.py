@@ -29,10 +29,13 @@ def sanitize_text(s: str | bytes, limit: int) -> str:
     control characters (but ``\\t \\n \\r``) and lone surrogates replaced by U+FFFD, cut to
     ``limit`` characters with ``...`` appended when cut.
     """
-    if isinstance(s, bytes | bytearray | memoryview):
-        text = bytes(s).decode("utf-8", errors="replace")
-    elif isinstance(s, str):
+    if isinstance(s, str):
+        # The common case, at C speed: short printable ASCII needs nothing.
+        if len(s) <= limit and s.isascii() and s.isprintable():
+            return s
         text = s
+    elif isinstance(s, bytes | bytearray | memoryview):
+        text = bytes(s).decode("utf-8", errors="replace")
     else:
         text = str(s)
     if len(text) > limit:

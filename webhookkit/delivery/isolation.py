@@ -35,6 +35,7 @@ class EndpointGate:
     def __init__(self, config: IsolationConfig | None = None) -> None:
         self.config = config or IsolationConfig()
         self._endpoints: dict[str, _Endpoint] = {}
+        self._holding: dict[str, _Endpoint] = {}  # endpoints with held deliveries, in order
         self.held_count = 0
         self.postponed = 0
         self.breaker_opened = 0
@@ -93,14 +94,13 @@ class EndpointGate:
             # that can take deliveries now (a hanging endpoint must not stall the others).
             return "excess"
         ep.held.append(delivery)
+        self._holding[delivery.webhook_id] = ep
         self.held_count += 1
         return "hold"
 
     def next_ready(self, now: datetime) -> Delivery | None:
         """A held delivery whose endpoint may take one more send now."""
-        for key, ep in self._endpoints.items():
-            if not ep.held:
-                continue
+        for key, ep in self._holding.items():  # only endpoints holding deliveries
             state = self.state(key, now)
             if state == "half-open" and not ep.probing:
                 ep.probing = True
@@ -108,23 +108,28 @@ class EndpointGate:
                 continue
             ep.active += 1
             self.held_count -= 1
-            return ep.held.popleft()
+            delivery = ep.held.popleft()
+            if not ep.held:
+                del self._holding[key]
+            return delivery
         return None
 
     def release_blocked(self, now: datetime) -> list[Delivery]:
         """Held deliveries of endpoints whose breaker is open: they go back to the store."""
         out: list[Delivery] = []
-        for key, ep in self._endpoints.items():
-            if ep.held and self.state(key, now) == "open":
+        for key, ep in list(self._holding.items()):
+            if self.state(key, now) == "open":
                 out += ep.held
                 self.held_count -= len(ep.held)
                 ep.held.clear()
+                del self._holding[key]
         return out
 
     def take_all_held(self) -> list[Delivery]:
         out = [d for ep in self._endpoints.values() for d in ep.held]
         for ep in self._endpoints.values():
             ep.held.clear()
+        self._holding.clear()
         self.held_count = 0
         return out
 
