@@ -4,7 +4,9 @@ on every store, and the trigger-time helper that splits payload groups."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import pickle
 import re
 import subprocess
 import sys
@@ -300,6 +302,14 @@ def test_filters_are_values_and_keep_their_document() -> None:
     assert filter_from_json(one.to_json()) is filter_from_json(one.to_json())  # compiled once
     with pytest.raises(InvalidFieldError, match="stored filter is not JSON"):
         filter_from_json("{")
+
+
+def test_filters_pickle_and_copy_as_their_document() -> None:
+    rule = compile_filter({"order.total": {"$gte": 100}})
+    webhook = Webhook(id="w", app_id="a", target_url="https://x.example/", filter=rule)
+    for copied in (pickle.loads(pickle.dumps(webhook)), copy.deepcopy(webhook)):
+        assert copied == webhook and copied.filter == rule
+        assert copied.filter is not None and copied.filter.matches({"order": {"total": 100}})
 
 
 # -- webhooks with a filter -------------------------------------------------------------------

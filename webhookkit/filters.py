@@ -128,6 +128,10 @@ class PayloadFilter:
     def to_json(self) -> str:
         return self._json
 
+    def __reduce__(self) -> tuple[Callable[[str], PayloadFilter], tuple[str]]:
+        # Pickled and deep-copied as its JSON: the compiled closures are rebuilt from it.
+        return filter_from_json, (self._json,)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PayloadFilter):
             return NotImplemented
