@@ -96,9 +96,11 @@ class Installer:
         return transport
 
     def _headers(self) -> list[tuple[str, str]]:
+        api_url = self.kit.api_url
+        assert api_url is not None, "WebhookKit always sets api_url"
         return [
             ("Saleor-Domain", self.kit.domain),
-            ("Saleor-Api-Url", self.kit.api_url),
+            ("Saleor-Api-Url", api_url),
             ("Saleor-Schema-Version", SCHEMA_VERSION),
         ]
 
