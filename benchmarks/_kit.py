@@ -11,10 +11,10 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import webhookkit
 from webhookkit import (
+    DeliveryConfig,
     HTTPTransport,
     OutboundMessage,
     Store,
@@ -56,22 +56,17 @@ def make_kit(
 
     The HTTP transport keeps up to ``concurrency`` connections to one host, so the kit and the
     raw aiohttp baseline (a connector limited to ``concurrency``) have the same connections.
-    Works with both constructor shapes: ``delivery=DeliveryConfig(...)`` when the package
-    has it, the old keywords otherwise (the options pass through a dict for that reason).
+    Everything not named here is the kit's default (batch size, flush interval, isolation...).
     """
     http = HTTPTransport(allow_addresses=LOOPBACK, limit=concurrency, limit_per_host=concurrency)
-    options: dict[str, Any] = {
-        "concurrency": concurrency,
-        "max_queued": max_queued,
-        "poll_interval": poll_interval,
-        "lease": lease,
-    }
-    delivery_config: Any = getattr(webhookkit, "DeliveryConfig", None)
-    if delivery_config is not None:  # the constructor grouped by concern
-        options = {"delivery": delivery_config(**options)}
-    # Until then: the same settings as keywords. Drop this branch once DeliveryConfig lands.
+    delivery = DeliveryConfig(
+        concurrency=concurrency, max_queued=max_queued, poll_interval=poll_interval, lease=lease
+    )
     return WebhookKit(
-        domain="shop.example.com", store=store, transports=[http, *extra_transports], **options
+        domain="shop.example.com",
+        store=store,
+        transports=[http, *extra_transports],
+        delivery=delivery,
     )
 
 

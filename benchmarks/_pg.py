@@ -22,6 +22,7 @@ __all__ = [
     "create_database",
     "database_dsn",
     "reset_statements",
+    "selects_on",
     "server_version",
     "start_cluster",
     "statements",
@@ -127,20 +128,27 @@ async def statements(admin_dsn: str, database: str) -> int:
     return int(value)
 
 
-async def config_selects(admin_dsn: str, database: str) -> int:
-    """SELECTs that read webhookkit's configuration tables (apps, webhooks) since the reset."""
+async def selects_on(admin_dsn: str, database: str, tables: str) -> int:
+    """SELECTs reading any of ``tables`` (a regex alternation such as ``webhooks|apps``,
+    after the ``webhookkit_`` prefix) that ``database`` ran since the reset."""
     conn = await _admin(admin_dsn)
     try:
         value = await conn.fetchval(
             "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s "
             "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 "
             "AND s.query ~* '^\\s*(with|select)' "
-            "AND s.query ~* 'webhookkit_(webhooks|apps)\\M'",
+            "AND s.query ~* ('webhookkit_(' || $2 || ')\\M')",
             database,
+            tables,
         )
     finally:
         await conn.close()
     return int(value)
+
+
+async def config_selects(admin_dsn: str, database: str) -> int:
+    """SELECTs that read webhookkit's configuration rows (apps, webhooks) since the reset."""
+    return await selects_on(admin_dsn, database, "webhooks|apps")
 
 
 async def server_version(admin_dsn: str) -> str:

@@ -65,8 +65,8 @@ def test_queue_workers_triggers_memory_and_profile(report: harness.Report) -> No
     }
     stores = {r[0] for r in report.tables["triggers"].rows}
     assert stores == {"memory", "sqlite", "postgresql"}
-    pg_reads = [r[7] for r in report.tables["triggers"].rows if r[0] == "postgresql"]
-    assert all(isinstance(v, float) for v in pg_reads)  # counted on PostgreSQL
+    pg_rows = [r for r in report.tables["triggers"].rows if r[0] == "postgresql"]
+    assert all(isinstance(r[7], float) and isinstance(r[8], float) for r in pg_rows)  # counted
     assert report.numbers["memory.rss"] > 0 and report.numbers["memory.heap"] > 0
     assert len(report.tables["profile"].rows) == 15
 
