@@ -24,7 +24,8 @@ from ._context import Requestor, StaffUser, requestor_of
 from ._errors import ErrorEntry, MutationError, PermissionDenied, entry, from_exception
 from ._ids import from_global_id, to_global_id
 from ._relay import connection
-from ._views import Views, manages_apps
+from ._rules import check_grant, check_scope, manages_apps
+from ._views import Views
 
 if TYPE_CHECKING:
     from ..dispatcher import WebhookKit
@@ -81,44 +82,6 @@ def _need_manage_apps(requestor: Requestor, *, staff_only: bool = False) -> None
         raise PermissionDenied(["AUTHENTICATED_STAFF_USER", "MANAGE_APPS"])
     if not manages_apps(requestor):
         raise PermissionDenied(["MANAGE_APPS"])
-
-
-def _held(requestor: Requestor) -> frozenset[str]:
-    if isinstance(requestor, StaffUser | App):
-        return requestor.permissions
-    return frozenset()
-
-
-def check_grant(requestor: Requestor, permissions: frozenset[str]) -> None:
-    """Saleor's rules for giving an app permissions: never ``MANAGE_APPS`` (from 3.24), and
-    only permissions the requestor holds itself."""
-    if "MANAGE_APPS" in permissions:
-        raise MutationError(
-            entry(
-                "INVALID_PERMISSION",
-                "MANAGE_APPS cannot be granted to an app.",
-                "permissions",
-                permissions=["MANAGE_APPS"],
-            )
-        )
-    missing = sorted(permissions - _held(requestor))
-    if missing:
-        raise MutationError(
-            entry(
-                "OUT_OF_SCOPE_PERMISSION",
-                "You can't add permission that you don't have.",
-                "permissions",
-                permissions=missing,
-            )
-        )
-
-
-def _check_scope(requestor: Requestor, app: App, field: str = "id") -> None:
-    """A requestor manages only apps whose permissions it holds itself (Saleor's scope)."""
-    if isinstance(requestor, App) and requestor.id == app.id:
-        return
-    if not app.permissions <= _held(requestor):
-        raise MutationError(entry("OUT_OF_SCOPE_APP", "You can't manage this app.", field))
 
 
 def _custom_headers(raw: str | None) -> dict[str, str] | None:
@@ -496,7 +459,7 @@ class ManagementAPI:
         requestor = self.requestor(info)
         _need_manage_apps(requestor)
         app = await self._app(id)
-        _check_scope(requestor, app)
+        check_scope(requestor, app)
         changes: dict[str, Any] = {}
         if input.get("name") is not None:
             if not input["name"].strip():
@@ -516,7 +479,7 @@ class ManagementAPI:
         requestor = self.requestor(info)
         _need_manage_apps(requestor)
         app = await self._app(id)
-        _check_scope(requestor, app)
+        check_scope(requestor, app)
         await self.kit.apps.delete(app.id)
         return {"app": self.views.app(app)}
 
@@ -524,7 +487,7 @@ class ManagementAPI:
         requestor = self.requestor(info)
         _need_manage_apps(requestor)
         app = await self._app(id)
-        _check_scope(requestor, app)
+        check_scope(requestor, app)
         updated = await self.kit.apps.update(app.id, is_active=active)
         if updated.is_active != app.is_active:
             await self._fire("APP_STATUS_CHANGED", updated)
@@ -540,7 +503,7 @@ class ManagementAPI:
         requestor = self.requestor(info)
         _need_manage_apps(requestor)
         app = await self._app(input["app"], "app")
-        _check_scope(requestor, app, "app")
+        check_scope(requestor, app, "app")
         created = await self.kit.apps.create_token(app.id, name=input.get("name") or "")
         return {"appToken": self.views.token(created.token), "authToken": created.raw.reveal()}
 
@@ -551,7 +514,7 @@ class ManagementAPI:
         for app in await self.kit.store.list_apps():
             for token in await self.kit.store.list_tokens(app.id):
                 if token.id == pk:
-                    _check_scope(requestor, app)
+                    check_scope(requestor, app)
                     await self.kit.apps.revoke_token(token.id)
                     return {"appToken": self.views.token(token)}
         raise _not_found(id, "id")

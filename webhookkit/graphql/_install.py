@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,8 +23,9 @@ from ..installations import AppInstallation, InstallationStatus
 from ..transports.http import HTTPTransport
 from ._context import Requestor, requestor_of
 from ._errors import MutationError, PermissionDenied, entry, from_exception
+from ._rules import check_grant, manages_apps
 from ._semver import satisfies
-from ._views import Views, manages_apps, permission_view
+from ._views import Views, permission_view
 
 if TYPE_CHECKING:
     from ..dispatcher import WebhookKit
@@ -81,7 +82,9 @@ def _text(raw: Mapping[str, Any], key: str, *, required: bool) -> str | None:
 class Installer:
     """``appInstall`` and ``appFetchManifest`` for one kit."""
 
-    def __init__(self, kit: WebhookKit, *, get_requestor: Any = requestor_of) -> None:
+    def __init__(
+        self, kit: WebhookKit, *, get_requestor: Callable[[Any], Requestor] = requestor_of
+    ) -> None:
         self.kit = kit
         self.views = Views(kit)
         self.get_requestor = get_requestor
@@ -298,8 +301,6 @@ class Installer:
         return {"manifest": self.manifest_view(manifest)}
 
     async def app_install(self, info: GraphQLResolveInfo[Any], input: dict[str, Any]) -> Any:
-        from ._api import check_grant
-
         requestor = self._authorise(info)
         if not (input.get("appName") or "").strip():
             raise MutationError(entry("REQUIRED", "This field is required.", "appName"))
@@ -347,8 +348,6 @@ class Installer:
             manifest = await self.fetch_manifest(manifest_url)
             granted = permissions if permissions is not None else frozenset(manifest.permissions)
             if requestor is not None and permissions is None:
-                from ._api import check_grant
-
                 check_grant(requestor, granted)
             app, token = await self._create(manifest, app_name, granted, activate)
             await self._hand_over(manifest, token)

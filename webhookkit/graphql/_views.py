@@ -16,10 +16,11 @@ from ..delivery.records import Attempt, Delivery, DeliveryStatus
 from ..events import ANY_EVENTS
 from ..installations import AppInstallation, InstallationStatus
 from ..stores.base import DeliveryQuery
-from ._context import StaffUser, requestor_of
+from ._context import requestor_of
 from ._errors import PermissionDenied
 from ._ids import to_global_id
 from ._relay import connection
+from ._rules import manages_apps
 
 if TYPE_CHECKING:
     from ..dispatcher import WebhookKit
@@ -234,10 +235,3 @@ class Views:
 
 def _delivery_status(name: str) -> DeliveryStatus:
     return DeliveryStatus(name.lower())
-
-
-def manages_apps(requestor: StaffUser | App | None) -> bool:
-    """Staff holding MANAGE_APPS, or an app holding it (granted before Saleor 3.24)."""
-    if isinstance(requestor, StaffUser):
-        return requestor.has_permission("MANAGE_APPS")
-    return isinstance(requestor, App) and "MANAGE_APPS" in requestor.permissions
