@@ -21,7 +21,6 @@ process) send what was queued.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future
@@ -32,14 +31,12 @@ from .apps import App
 from .delivery.records import Delivery, Payload
 from .dispatcher import WebhookKit
 from .events import EventType
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, InvalidFieldError
 from .payloads import PayloadGroup, PayloadRequest, build_blocking
 from .stores import PostgresStore, SQLiteStore
 from .stores import _sql as q
 
 __all__ = ["BlockingKit", "LoopThread"]
-
-log = logging.getLogger("webhookkit")
 
 T = TypeVar("T")
 
@@ -176,6 +173,8 @@ class BlockingKit:
                 field="event",
             )
         dialect = _dialect(kit) if connection is not None else None
+        if ordering_key is not None and not isinstance(ordering_key, str):
+            raise InvalidFieldError("ordering_key: must be a string", field="ordering_key")
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
             app = subject
         targets = self.run(kit._targets(event_type, app))
@@ -193,6 +192,9 @@ class BlockingKit:
         with self._build_lock:  # the builders' caches and counters are not thread-safe
             groups = build_blocking(kit.payloads, request, self._thread.finish)
         key = ordering_key if ordering_key is not None else _subject_key(subject)
+        for group in groups:
+            for webhook in group.webhooks if group.body is None else ():
+                kit._skipped(event_type, webhook, group.reason or "empty payload")
         payloads, deliveries = _rows(event_type, groups, key, request)
         if not deliveries:
             return []
@@ -256,13 +258,7 @@ def _rows(
     payloads: list[Payload] = []
     deliveries: list[Delivery] = []
     for group in groups:
-        if group.body is None:
-            log.info(
-                "no delivery of %s to %d webhook(s): %s",
-                event.value,
-                len(group.webhooks),
-                group.reason or "empty payload",
-            )
+        if group.body is None:  # counted and logged by the kit
             continue
         row = Payload(id=new_id(), event=event.value, body=group.body, created_at=now)
         payloads.append(row)

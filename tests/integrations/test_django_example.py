@@ -169,18 +169,23 @@ async def run_shop(
             await check_receiving_view(http, base)
 
         worker_log = await shop.start("worker", "webhookkit_worker", "--poll", "0.2")
+        worker = shop.processes[-1]
         await wait_until(
-            lambda: "worker ready" in worker_log.read_text(),
+            lambda: "worker ready" in worker_log.read_text() or worker.returncode is not None,
             timeout=60,
-            what=f"the worker\n{worker_log.read_text()}",
+            what="the worker to start",
         )
+        assert worker.returncode is None, f"the worker exited:\n{worker_log.read_text()}"
         async with WebhookKit(store=store, retention=None) as reader:
 
             async def delivered() -> bool:
                 pending = await reader.list_deliveries(DeliveryQuery(status=DeliveryStatus.PENDING))
                 return bool(receiver.verified) and not pending
 
-            await wait_until(delivered, timeout=60, what=f"delivery\n{worker_log.read_text()}")
+            try:
+                await wait_until(delivered, timeout=60, what="the worker to deliver")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{worker_log.read_text()[-3000:]}") from None
             stored = await reader.list_deliveries()
         assert [d.id for d in stored] == created["deliveries"], "the rolled-back view left rows"
         assert [d.status for d in stored] == [DeliveryStatus.SUCCESS]

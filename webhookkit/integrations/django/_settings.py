@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
+from ...config import DeliveryConfig
 from ...dispatcher import WebhookKit
 from ...exceptions import ConfigurationError
 from ...signing import KeySet, load_key
@@ -196,10 +197,11 @@ def build_kit(
         payloads = GraphQLPayloads(_schema(config.schema))
     options: dict[str, Any] = {}
     if worker:
-        options["concurrency"] = concurrency or config.concurrency
-        options["poll_interval"] = poll_interval or config.poll_interval
-        if lease is not None:
-            options["lease"] = lease
+        delivery = DeliveryConfig(
+            concurrency=concurrency or config.concurrency,
+            poll_interval=poll_interval or config.poll_interval,
+        )
+        options["delivery"] = delivery if lease is None else replace(delivery, lease=lease)
     else:
         options["retention"] = None  # purging is the workers' job
     return WebhookKit(
