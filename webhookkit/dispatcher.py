@@ -26,6 +26,7 @@ from .events import EventRegistry, EventType, default_registry
 from .exceptions import ConfigurationError, InvalidFieldError, WaitTimeoutError
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
+from .signing.stored import KeySetHandle, local_key_set, open_key_set
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from .stores.base import Retention
 from .transports.base import Transport, TransportRouter
@@ -110,7 +111,11 @@ class WebhookKit:
                 bind(self.registry, self.serializers)
         self.payloads: PayloadBuilder = payloads if payloads is not None else self.serializers
         self.retry = _check_type(retry, RetryPolicy, "retry") or RetryPolicy()
-        self.signer = JWSSigner(KeySet.of(signing_key))
+        # Keys: the configured ones, else (on a durable store) the store's shared key set,
+        # opened by start(); until then a key set of this process.
+        self._signing_key = signing_key
+        self._key_handle: KeySetHandle = local_key_set(signing_key, self.clock)
+        self.signer = JWSSigner(self._key_handle.keys)
         self._retention_task: asyncio.Task[None] | None = None
         self._config_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
@@ -154,6 +159,12 @@ class WebhookKit:
     async def start(self) -> None:
         """Open the store and start the scheduler; deliveries already stored are picked up."""
         await self.store.open()
+        handle = await open_key_set(
+            self.store, self._signing_key, self.clock, current=self._key_handle
+        )
+        if handle is not self._key_handle:
+            self._key_handle = handle
+            self.signer.keys = handle.keys
         await self.catalog.refresh(force=True)
         await self._warm_queries()
         self._closing.clear()
@@ -218,6 +229,7 @@ class WebhookKit:
                 await task
         self._retention_task = self._config_task = None
         await self.scheduler.stop(drain_timeout=self.delivery.drain_timeout)
+        await self._key_handle.aclose()
         await self.router.aclose()
         if self._owns_store:
             await self.store.aclose()
@@ -237,9 +249,11 @@ class WebhookKit:
         return self.signer.jwks(self.clock.now())
 
     @property
-    def keys(self) -> KeySet:
-        """The signing keys; rotate with ``add()``, ``activate()`` and ``retire()``."""
-        return self.signer.keys
+    def keys(self) -> KeySetHandle:
+        """The signing keys; rotate with ``await kit.keys.add()``, ``activate(kid)``,
+        ``retire(kid)`` and ``prune()``. On a durable store without a configured key the steps
+        are written to the store and every process follows them (docs/deploying.md)."""
+        return self._key_handle
 
     @property
     def stats(self) -> DeliveryStats:
