@@ -168,9 +168,10 @@ class HTTPTransport(Transport):
     One session (one connection pool, kept alive) per transport; ``limit`` caps connections
     in all and ``limit_per_host`` per host (0: no cap, the default: the scheduler's
     ``concurrency`` and per-webhook limits already bound the sends, and a per-host cap would
-    let one hanging webhook starve the other webhooks of its host). The SSRF guard refuses loopback, private,
-    link-local, multicast, reserved and unspecified addresses unless ``allow_addresses`` lists
-    them (``["127.0.0.1/32"]`` for tests); ``ssrf_guard=False`` turns it off. ``resolver``
+    let one hanging webhook starve the other webhooks of its host). The SSRF guard refuses
+    loopback, private, link-local, multicast, reserved and unspecified addresses unless
+    ``allow_addresses`` lists them (``["127.0.0.1/32"]`` for tests); ``ssrf_guard=False``
+    turns it off. ``resolver``
     does the DNS lookups behind the guard (default: ``getaddrinfo`` in a thread).
     TLS is verified against the system CAs, or ``ca_bundle``; ``client_cert`` enables mTLS;
     ``ssl_context`` replaces all three.
