@@ -42,6 +42,11 @@ async def test_methods_unknown_paths_and_static_files(kit: WebhookKit) -> None:
     wrong = await dashboard.handle(request("PUT", "/apps", headers=admin))
     assert wrong.status == 405 and dict(wrong.headers)["Allow"] == "GET, POST"
     assert (await dashboard.handle(request("GET", "/nothing", headers=admin))).status == 404
+    # Ids the kit refuses (empty, unknown) are a page saying so, never a server error.
+    missing = await dashboard.handle(request("GET", "/webhooks/new", headers=admin))
+    assert missing.status in {400, 404} and b"app: " in missing.body
+    unknown = await dashboard.handle(request("GET", "/apps/nope", headers=admin))
+    assert unknown.status == 404 and b"Not found" in unknown.body
     css = await dashboard.handle(request("GET", "/static/dashboard.css", headers=admin))
     assert css.status == 200 and dict(css.headers)["Content-Type"].startswith("text/css")
     for name in ("../_core.py", "dashboard.py", "..%2F_core.py"):

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from ..exceptions import ConfigurationError, NotFoundError
+from ..exceptions import ConfigurationError, NotFoundError, WebhookKitError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -352,12 +352,17 @@ class Dashboard:
             try:
                 return await route.handler(ctx)
             except NotFoundError as exc:
-                return ctx.render("error.html", 404, message=str(exc))
+                return ctx.render("error.html", 404, heading="Not found", message=str(exc))
+            except WebhookKitError as exc:
+                # A bad id or field in the URL: the kit's message names the field.
+                return ctx.render("error.html", 400, heading="Bad request", message=str(exc))
         if methods:
             response = _plain(405, "Method not allowed.")
             response.headers.append(("Allow", ", ".join(sorted(set(methods)))))
             return response
-        return ctx.render("error.html", 404, message=f"No page at {request.path!r}.")
+        return ctx.render(
+            "error.html", 404, heading="Not found", message=f"No page at {request.path!r}."
+        )
 
 
 def _plain(status: int, text: str) -> DashboardResponse:
