@@ -310,3 +310,19 @@ async def test_open_key_set_on_every_start_keeps_one_handle_and_one_key(tmp_path
         assert await open_key_set(memory, None, current=local) is local
     finally:
         await store.aclose()
+
+
+async def test_a_store_that_cannot_be_read_leaves_the_loaded_keys_signing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "outage.db")
+    handle = await open_key_set(store, None, refresh=0.05)
+    kid = handle.active.kid
+    with caplog.at_level(logging.WARNING, logger="webhookkit.signing"):
+        await store.aclose()  # every later read fails
+        await wait_until(lambda: bool(caplog.records), timeout=30, what="the failed reload")
+        await asyncio.sleep(0.2)  # more failed ticks, no more lines
+    [warning] = caplog.records
+    assert "keeping the current keys" in warning.getMessage()
+    assert handle.active.kid == kid and [k["kid"] for k in handle.jwks()["keys"]] == [kid]
+    await handle.aclose()

@@ -386,6 +386,7 @@ class StoredKeySet(KeySetHandle):
         return True
 
     async def _follow(self) -> None:
+        failing = False
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self._refresh)
@@ -393,9 +394,16 @@ class StoredKeySet(KeySetHandle):
             try:
                 if await self.refresh():
                     log.debug("signing keys: reloaded version %s", self._version)
-            except (StoreError, InvalidKeyError) as exc:
-                # Keep signing with what we have; the next look may succeed.
-                log.warning("signing keys: reload failed, keeping the current keys: %s", exc)
+            except Exception as exc:
+                # Keep signing with what we have (the store may be down for a while); say so
+                # once per outage, and look again at the next tick.
+                if not failing:
+                    log.warning("signing keys: reload failed, keeping the current keys: %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.warning("signing keys: reloading works again (version %s)", self._version)
+                failing = False
 
     async def add(self, key: SigningKey | None = None, *, alg: str = "RS256") -> PublishedKey:
         await self._reload()
