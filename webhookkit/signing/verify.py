@@ -18,10 +18,9 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-import aiohttp
 from cryptography.exceptions import InvalidSignature
 
 from .._secret import Secret
@@ -55,6 +54,9 @@ __all__ = [
     "header_value",
     "jwks_url_for",
 ]
+
+if TYPE_CHECKING:  # signing does no I/O: the session is only handed to transports.fetch
+    import aiohttp
 
 log = logging.getLogger("webhookkit.signing")
 
