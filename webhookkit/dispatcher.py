@@ -165,6 +165,7 @@ class WebhookKit:
         if handle is not self._key_handle:
             self._key_handle = handle
             self.signer.keys = handle.keys
+        await self.store.poll_config()  # the version the catalog below starts from
         await self.catalog.refresh(force=True)
         await self._warm_queries()
         self._closing.clear()

@@ -819,10 +819,12 @@ class Scheduler:
         self._count(status, next_try)
         if status is not DeliveryStatus.PENDING:
             self._finished_one()
-        if not ok or log.isEnabledFor(logging.DEBUG):
+        # One line per attempt at DEBUG; a delivery that failed for good is worth a warning.
+        final_failure = status is DeliveryStatus.FAILED
+        if final_failure or log.isEnabledFor(logging.DEBUG):
             target = redact_url(webhook.target_url) if webhook else "?"
             log.log(
-                logging.DEBUG if ok else logging.WARNING,
+                logging.WARNING if final_failure else logging.DEBUG,
                 "delivery %s %s -> %s attempt %d: %s%s",
                 delivery.id,
                 delivery.event,
