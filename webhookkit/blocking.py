@@ -192,9 +192,12 @@ class BlockingKit:
         with self._build_lock:  # the builders' caches and counters are not thread-safe
             groups = build_blocking(kit.payloads, request, self._thread.finish)
         key = ordering_key if ordering_key is not None else _subject_key(subject)
+        loop = self._thread.loop()
         for group in groups:
             for webhook in group.webhooks if group.body is None else ():
-                kit._skipped(event_type, webhook, group.reason or "empty payload")
+                # Counted and logged in the loop's thread, where the kit's own skips are.
+                reason = group.reason or "empty payload"
+                loop.call_soon_threadsafe(kit._skipped, event_type, webhook, reason)
         payloads, deliveries = _rows(event_type, groups, key, request)
         if not deliveries:
             return []

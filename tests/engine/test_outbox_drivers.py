@@ -21,14 +21,18 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.procs import ROOT, CountingReceiver, Workers, wait_until
-from webhookkit import DeliveryQuery, DeliveryStatus, WebhookKit
-from webhookkit.exceptions import ConfigurationError
+from webhookkit import Delivery, DeliveryQuery, DeliveryStatus, Payload, WebhookKit
+from webhookkit.exceptions import ConfigurationError, StoreError
+from webhookkit.stores import PostgresStore, SQLiteStore
+from webhookkit.stores._outbox import placeholders, write_outbox
+from webhookkit.stores._sql import POSTGRES, SQLITE
 
 EVENT = "ORDER_CREATED"
 ROLLED_BACK = {"n": 0}
@@ -418,3 +422,102 @@ def test_channel_matches_the_postgres_store() -> None:
 
 if __name__ == "__main__":
     main(*sys.argv[1:4])
+
+
+# -- write_outbox itself, in this process ---------------------------------------------------
+
+
+def rows(payload_id: str = "p1") -> tuple[list[Payload], list[Delivery]]:
+    now = datetime.now(UTC)
+    payload = Payload(id=payload_id, event="order_created", body=b"{}", created_at=now)
+    delivery = Delivery(
+        id=f"d-{payload_id}",
+        payload_id=payload_id,
+        webhook_id="w1",
+        app_id="a1",
+        event="order_created",
+        created_at=now,
+        next_try_at=now,
+    )
+    return [payload], [delivery]
+
+
+def test_placeholders_in_each_drivers_style() -> None:
+    text = "INSERT INTO t (a, b) VALUES ($2, $1)"
+    assert placeholders(text, [(1, 2)], "dollar") == (text, [(1, 2)])
+    assert placeholders(text, [(1, 2)], "format") == (
+        "INSERT INTO t (a, b) VALUES (%s, %s)",
+        [(2, 1)],
+    )
+    assert placeholders(text, [(1, 2)], "qmark") == ("INSERT INTO t (a, b) VALUES (?, ?)", [(2, 1)])
+    assert placeholders(text, [(1, 2)], "named") == (
+        "INSERT INTO t (a, b) VALUES (:p2, :p1)",
+        [{"p1": 1, "p2": 2}],
+    )
+
+
+async def test_sqlite3_in_autocommit_mode_commits_the_rows_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "wk.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        host = sqlite3.connect(path, isolation_level=None)
+        try:
+            payloads, deliveries = rows("p1")
+            write_outbox(host, SQLITE, payloads, deliveries)
+            assert not host.in_transaction
+            assert await store.get_delivery("d-p1") is not None
+            # Inside the host's explicit transaction the rows go with its ROLLBACK.
+            host.execute("BEGIN")
+            payloads, deliveries = rows("p2")
+            write_outbox(host, SQLITE, payloads, deliveries)
+            host.execute("ROLLBACK")
+            assert await store.get_delivery("d-p2") is None
+        finally:
+            host.close()
+    finally:
+        await store.aclose()
+
+
+async def test_a_failed_write_leaves_the_hosts_transaction_usable(pg_dsn: str) -> None:
+    import psycopg
+
+    store = PostgresStore(pg_dsn, listen=False)
+    await store.open()
+    try:
+        with psycopg.connect(pg_dsn) as host:
+            host.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+            host.execute(ORDER.format("kept"))
+            _, orphan = rows("missing")  # a delivery whose payload is nowhere
+            with pytest.raises(StoreError, match="ForeignKeyViolation"):
+                write_outbox(host, POSTGRES, [], orphan)
+            # The savepoint took only the outbox's rows back: the order is still there.
+            payloads, deliveries = rows("p3")
+            write_outbox(host, POSTGRES, payloads, deliveries)
+            host.commit()
+        assert await store.get_delivery("d-p3") is not None
+        assert await store.get_delivery("d-missing") is None
+    finally:
+        await store.aclose()
+    conn = await asyncpg_connect(pg_dsn)
+    try:
+        assert [r["id"] for r in await conn.fetch("SELECT id FROM orders")] == ["kept"]
+    finally:
+        await conn.close()
+
+
+async def test_write_outbox_refuses_an_async_connection(pg_dsn: str) -> None:
+    conn = await asyncpg_connect(pg_dsn)
+    try:
+        payloads, deliveries = rows()
+        with pytest.raises(ConfigurationError, match="is async") as refused:
+            write_outbox(conn, POSTGRES, payloads, deliveries)
+        assert refused.value.field == "connection"
+    finally:
+        await conn.close()
+
+
+async def asyncpg_connect(dsn: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(dsn)
