@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -18,17 +18,31 @@ from ._secret import redact_url
 from .apps import App, Webhook
 from .clock import Clock, SystemClock
 from .config import DeliveryConfig, SyncConfig
-from .delivery.records import Attempt, Delivery, Payload
+from .delivery.records import (
+    Attempt,
+    AttemptResult,
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Payload,
+)
 from .delivery.retry import RetryPolicy
 from .delivery.scheduler import DeliveryStats, Scheduler
 from .delivery.sync import CircuitBreaker, SyncCaller, SyncResponse
 from .events import EventRegistry, EventType, default_registry
-from .exceptions import ConfigurationError, InvalidFieldError, WaitTimeoutError
+from .exceptions import (
+    ConfigurationError,
+    InvalidFieldError,
+    PayloadTooLargeError,
+    WaitTimeoutError,
+)
+from .filters import filter_targets
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
 from .signing.stored import KeySetHandle, local_key_set, open_key_set
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from .stores.base import Retention
+from .transports._limits import check_body_size
 from .transports.base import Transport, TransportRouter
 from .transports.http import HTTPTransport
 
@@ -42,6 +56,8 @@ DEFAULT_RETENTION = Retention()
 #: processes are seen within this; PostgreSQL's NOTIFY usually makes it immediate).
 CONFIG_REFRESH = 1.0
 _MAX_DOMAIN = 253
+#: The reason counted in ``kit.stats.skipped`` for webhooks whose payload filter said no.
+FILTERED = "filtered out by its payload filter"
 
 
 class WebhookKit:
@@ -84,9 +100,9 @@ class WebhookKit:
         clock: Clock | None = None,
     ) -> None:
         self.domain = _check_domain(domain)
-        self.api_url = _check_api_url(api_url) if api_url is not None else None
-        if self.api_url is None:
-            self.api_url = f"https://{self.domain}/graphql/"
+        self.api_url: str = (
+            _check_api_url(api_url) if api_url is not None else f"https://{self.domain}/graphql/"
+        )
         self.delivery = _check_type(delivery, DeliveryConfig, "delivery") or DeliveryConfig()
         self.sync_config = _check_type(sync, SyncConfig, "sync") or SyncConfig()
         self.retention = _check_type(retention, Retention, "retention")
@@ -348,8 +364,12 @@ class WebhookKit:
                 requestor=requestor,
             )
         )
+        groups, filtered = filter_targets(groups)
+        if filtered:
+            self.scheduler.stats.skip(FILTERED, len(filtered))
         payloads: list[Payload] = []
         deliveries: list[Delivery] = []
+        too_large: list[tuple[Delivery, PayloadTooLargeError]] = []
         key = ordering_key if ordering_key is not None else _subject_key(subject)
         for group in groups:
             if group.body is None:
@@ -359,8 +379,8 @@ class WebhookKit:
                 continue
             row = Payload(id=new_id(), event=event_type.value, body=group.body, created_at=now)
             payloads.append(row)
-            deliveries += [
-                Delivery(
+            for webhook in group.webhooks:
+                delivery = Delivery(
                     id=new_id(),
                     payload_id=row.id,
                     webhook_id=webhook.id,
@@ -370,8 +390,10 @@ class WebhookKit:
                     next_try_at=now,
                     ordering_key=key if webhook.ordered else None,
                 )
-                for webhook in group.webhooks
-            ]
+                deliveries.append(delivery)
+                problem = self._size_problem(webhook, group.body)
+                if problem is not None:
+                    too_large.append((delivery, problem))
         if not deliveries:
             return []
         await self.scheduler.reserve(len(deliveries))
@@ -384,9 +406,57 @@ class WebhookKit:
         except BaseException:
             self.scheduler.unreserve(len(deliveries))
             raise
+        if too_large and connection is None:
+            await self._fail_too_large(too_large, now)
         if self.scheduler.running:
             self.scheduler.notify()
         return [d.id for d in deliveries]
+
+    def _size_problem(self, webhook: Webhook, body: bytes) -> PayloadTooLargeError | None:
+        """The refusal of a body over the size limit of the webhook's transport, if any."""
+        try:
+            check_body_size(self.router.for_url(webhook.target_url), webhook.target_url, body)
+        except PayloadTooLargeError as exc:
+            return exc
+        except ConfigurationError:
+            return None  # no transport for the scheme: the send records that
+        return None
+
+    async def _fail_too_large(
+        self, refused: list[tuple[Delivery, PayloadTooLargeError]], now: datetime
+    ) -> None:
+        """Record over-limit deliveries as failed now: retrying can never make them fit.
+        (Through a host's outbox connection the rows are not visible yet; the scheduler's
+        send then meets the same refusal from the transport and records it.)"""
+        results = [
+            AttemptResult(
+                delivery.id,
+                Attempt(
+                    id=new_id(),
+                    delivery_id=delivery.id,
+                    number=1,
+                    created_at=now,
+                    status=AttemptStatus.FAILED,
+                    duration=0.0,
+                    error_kind=type(error).__name__,
+                    error=str(error),
+                ),
+                DeliveryStatus.FAILED,
+                None,
+                now,
+            )
+            for delivery, error in refused
+        ]
+        await self.store.finish_many(results)
+        self.scheduler.stats.failures += len(results)
+        for result in results:
+            self.scheduler.unreserve(1)
+            log.warning(
+                "delivery %s failed: %s",
+                result.delivery_id,
+                result.attempt.error,
+                extra={"delivery_id": result.delivery_id, "error_kind": "PayloadTooLargeError"},
+            )
 
     async def dry_run(
         self,
