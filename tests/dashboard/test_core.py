@@ -91,3 +91,25 @@ async def test_bad_configuration_names_the_field(kit: WebhookKit) -> None:
     dashboard = Dashboard(kit, authorize=lambda r: "MANAGE_APPS")
     with pytest.raises(ConfigurationError, match="authorize: must return a collection"):
         await dashboard.handle(request("GET", "/apps"))
+
+
+async def test_background_refreshes_leave_the_one_time_token_for_the_page(kit: WebhookKit) -> None:
+    dashboard = make_dashboard(kit)
+    app = await kit.apps.create("ERP")
+    session = "b" * 64
+    seen = {"x-test-permissions": "MANAGE_APPS"}
+    cookies = {"webhookkit_dashboard": session}
+    form = (("csrf_token", dashboard.csrf_token(session)),)
+    created = await dashboard.handle(
+        request("POST", f"/apps/{app.id}/tokens", headers=seen, cookies=cookies, form=form)
+    )
+    assert created.status == 303
+    refresh = {**seen, "x-requested-with": "fetch"}
+    background = await dashboard.handle(
+        request("GET", "/deliveries", headers=refresh, cookies=cookies)
+    )
+    assert b'id="new-token"' not in background.body
+    page = await dashboard.handle(request("GET", f"/apps/{app.id}", headers=seen, cookies=cookies))
+    assert b'id="new-token"' in page.body
+    again = await dashboard.handle(request("GET", f"/apps/{app.id}", headers=seen, cookies=cookies))
+    assert b'id="new-token"' not in again.body

@@ -178,10 +178,12 @@ class Context:
         return DashboardResponse(303, headers=[("Location", self.url(path, **query))])
 
     def render(self, template: str, status: int = 200, **values: Any) -> DashboardResponse:
+        # The script's background refreshes leave messages (a new token!) for the page.
+        refresh = self.request.headers.get("x-requested-with") == "fetch"
         html = self.dashboard.env.get_template(template).render(
             ctx=self,
             csrf_field=CSRF_FIELD,
-            flashes=self.dashboard.pop_flashes(self.session),
+            flashes=[] if refresh else self.dashboard.pop_flashes(self.session),
             **values,
         )
         return DashboardResponse(
