@@ -62,7 +62,7 @@ def test_bad_delivery_options_are_refused(options: dict[str, Any], name: str) ->
         (lambda: Timeouts(total=math.nan), "timeouts.total"),
         (lambda: Timeouts(connect=5, total=1), "connect"),
         (lambda: IsolationConfig(per_endpoint=0), "per_endpoint"),
-        (lambda: IsolationConfig(cooldown=30), "cooldown"),
+        (lambda: IsolationConfig(cooldown=30), "cooldown"),  # type: ignore[arg-type]
         (lambda: IsolationConfig(cooldown=timedelta(0)), "cooldown"),
         (lambda: SyncConfig(cache_ttl=-1), "cache_ttl"),
         (lambda: SyncConfig(cache_size=0), "cache_size"),
