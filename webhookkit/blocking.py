@@ -13,9 +13,10 @@ Payloads are built in the calling thread when the serializers and GraphQL resolv
 written through the host's own connection, in its transaction (the outbox); without one they
 are written through the kit's store. The store (and anything async: async resolvers, an async
 serializer) runs on a private event loop in a background thread started on first use: use a
-BlockingKit first in the process that keeps it (after a server forks its workers). Nothing
-is sent from here: workers (``python -m webhookkit worker``, or a started kit in an async
-process) send what was queued.
+BlockingKit first in the process that keeps it (after a server forks its workers). By
+default nothing is sent from here: workers (``python -m webhookkit worker``, or a started kit
+in an async process) send what was queued; ``send=True`` runs the kit's scheduler on the
+background loop too, for a single process that also sends.
 """
 
 from __future__ import annotations
@@ -123,16 +124,21 @@ class BlockingKit:
 
     ``trigger_sync`` queues an event and returns the delivery ids; :meth:`run` runs any of
     the kit's coroutines (``kit.apps.create(...)``, ``kit.wait_for(...)``) from sync code.
-    :meth:`close` (or leaving ``with``) closes the kit and stops the thread.
+    :meth:`close` (or leaving ``with``) closes the kit and stops the thread. ``send=True``
+    starts the kit (its scheduler sends from the background loop) instead of only opening
+    its store; closing then waits for sends in flight as ``aclose`` does.
     """
 
-    def __init__(self, kit: WebhookKit) -> None:
+    def __init__(self, kit: WebhookKit, *, send: bool = False) -> None:
         self.kit = kit
         self._build_lock = threading.Lock()
-        self._thread = LoopThread("webhookkit-blocking", on_start=kit.store.open)
+        self._thread = LoopThread(
+            "webhookkit-blocking", on_start=kit.start if send else kit.store.open
+        )
 
     def open(self) -> BlockingKit:
-        """Start the background thread and open the store now (else on first use).
+        """Start the background thread and open the store (or start the kit) now, else on
+        first use.
 
         With an SQLite store, call it before the first trigger inside a transaction: opening
         checks the schema under SQLite's single write lock, which the host's open transaction

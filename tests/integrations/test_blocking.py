@@ -148,3 +148,40 @@ def test_memory_store_refuses_a_connection(tmp_path: Path) -> None:
         finally:
             conn.close()
         assert refused.value.field == "connection"
+
+
+def test_send_true_delivers_from_the_background_loop(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from webhookkit import DeliveryStatus, HTTPTransport
+
+    received: list[bytes] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response(text="ok")
+
+    async def serve() -> tuple[web.AppRunner, str]:
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+
+    kit = WebhookKit(
+        store=f"sqlite:///{tmp_path / 'wk.db'}",
+        domain="shop.example.com",
+        transports=[HTTPTransport(allow_addresses=["127.0.0.1/32"])],
+    )
+    with BlockingKit(kit, send=True) as blocking:
+        runner, url = blocking.run(serve())  # the receiver shares the kit's loop
+        app = blocking.run(kit.apps.create("shop", permissions=["MANAGE_ORDERS"]))
+        blocking.run(kit.webhooks.create(app, target_url=url, events=["ORDER_CREATED"]))
+        assert kit.scheduler.running
+        ids = blocking.trigger_sync("ORDER_CREATED", payload={"n": 1})
+        [done] = blocking.run(kit.wait_for(ids, timeout=30))
+        blocking.run(runner.cleanup())
+    assert done.status is DeliveryStatus.SUCCESS
+    assert received == [b'{"n":1}']
+    assert not kit.scheduler.running
