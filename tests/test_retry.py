@@ -188,9 +188,8 @@ def test_parse_retry_after_never_raises(value: str) -> None:
     assert seconds is None or (math.isfinite(seconds) and 0 <= seconds <= RETRY_AFTER_CEILING)
 
 
-@given(
-    st.datetimes(min_value=datetime(1900, 1, 1), timezones=st.just(UTC))
-)  # RFC 2822 reads years < 100 as 19xx/20xx
+# From 1900: RFC 2822 reads two-digit years (< 100) as 19xx/20xx.
+@given(st.datetimes(min_value=datetime(1900, 1, 1), timezones=st.just(UTC)))
 def test_parse_retry_after_any_http_date(when: datetime) -> None:
     seconds = parse_retry_after(format_datetime(when, usegmt=True), RETRY_NOW)
     assert seconds is not None
