@@ -32,7 +32,7 @@ from .apps import App
 from .delivery.records import Delivery, Payload
 from .dispatcher import WebhookKit
 from .events import EventType
-from .exceptions import ConfigurationError, InvalidFieldError
+from .exceptions import ConfigurationError, InvalidFieldError, StoreError
 from .payloads import PayloadGroup, PayloadRequest, build_blocking
 from .stores import PostgresStore, SQLiteStore
 from .stores import _sql as q
@@ -56,10 +56,17 @@ class LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._ready = False
         self._closed = False
 
+    @property
+    def ready(self) -> bool:
+        """True once the loop runs and ``on_start`` has succeeded."""
+        return self._ready
+
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop, started (and ``on_start`` awaited on it) on first call."""
+        """The running loop, started (and ``on_start`` awaited on it) on first call; a failed
+        ``on_start`` is tried again on the next call."""
         with self._lock:
             if self._closed:
                 raise ConfigurationError(f"{self._name}: used after close()", field="kit")
@@ -68,8 +75,10 @@ class LoopThread:
                 thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
+            if not self._ready:
                 if self._on_start is not None:
-                    asyncio.run_coroutine_threadsafe(self._on_start(), loop).result()
+                    asyncio.run_coroutine_threadsafe(self._on_start(), self._loop).result()
+                self._ready = True
             return self._loop
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -179,6 +188,8 @@ class BlockingKit:
                 field="event",
             )
         dialect = _dialect(kit) if connection is not None else None
+        if dialect is q.SQLITE and not self._thread.ready:
+            self._open_beside(connection)
         if ordering_key is not None and not isinstance(ordering_key, str):
             raise InvalidFieldError("ordering_key: must be a string", field="ordering_key")
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
@@ -215,6 +226,20 @@ class BlockingKit:
         else:
             self.run(kit.store.add_deliveries(payloads, deliveries))
         return [d.id for d in deliveries]
+
+    def _open_beside(self, connection: Any) -> None:
+        """Open an SQLite store while the host's ``connection`` may hold the write lock."""
+        try:
+            self._thread.loop()
+        except StoreError as exc:
+            if "locked" not in str(exc):
+                raise
+            raise ConfigurationError(
+                "connection: the SQLite store cannot open (it checks its schema under the "
+                "write lock) while the host's transaction holds that lock; call "
+                "BlockingKit.open() at start-up, before the first trigger",
+                field="connection",
+            ) from exc
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """The kit's JWKS document (what ``/.well-known/jwks.json`` serves)."""

@@ -185,3 +185,33 @@ def test_send_true_delivers_from_the_background_loop(tmp_path: Path) -> None:
     assert done.status is DeliveryStatus.SUCCESS
     assert received == [b'{"n":1}']
     assert not kit.scheduler.running
+
+
+def test_an_sqlite_store_not_opened_before_the_hosts_write_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from webhookkit.stores import SQLiteStore
+
+    path = tmp_path / "shop.db"
+    with BlockingKit(WebhookKit(store=SQLiteStore(path), domain="shop.example.com")) as setup:
+        setup_webhooks(setup, None)  # the schema exists; a new process opens it again
+    blocking = BlockingKit(WebhookKit(store=SQLiteStore(path, busy_timeout=0.2)))
+    host = sqlite3.connect(path)
+    try:
+        host.execute("CREATE TABLE orders (number TEXT)")
+        host.execute("INSERT INTO orders VALUES ('1')")  # the host now holds the write lock
+        with pytest.raises(ConfigurationError, match=r"BlockingKit\.open\(\)") as refused:
+            blocking.trigger_sync("ORDER_CREATED", payload={"n": 1}, connection=host)
+        assert refused.value.field == "connection"
+        host.rollback()
+        # Opened before the host writes, the same trigger goes into the host's transaction.
+        blocking.open()
+        host.execute("INSERT INTO orders VALUES ('2')")
+        ids = blocking.trigger_sync("ORDER_CREATED", payload={"n": 2}, connection=host)
+        host.commit()
+        assert blocking.run(blocking.kit.get_delivery(ids[0])) is not None
+    finally:
+        host.close()
+        blocking.close()
