@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -14,6 +15,7 @@ from transports.conftest import ReceiverFactory
 from transports.servers import free_port
 from webhookkit.exceptions import (
     BlockedAddressError,
+    ConfigurationError,
     ConnectError,
     TLSError,
     TransportError,
@@ -155,3 +157,36 @@ async def test_http_get_refuses_other_statuses_and_large_bodies(receiver: Receiv
 async def test_http_get_connection_refused_is_a_connect_error() -> None:
     with pytest.raises(ConnectError):
         await http_get(f"http://127.0.0.1:{free_port()}/jwks", timeout=5, limit=1000)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"method": "GET\r\nX: 1"}, "method"),
+        ({"method": "get"}, "method"),
+        ({"method": 42}, "method"),
+        ({"headers": [("X-A", "1\r\nX-B: 2")]}, "headers"),
+        ({"headers": [("X A", "1")]}, "headers"),
+        ({"headers": [("X-A", "caf\u00e9")]}, "headers"),
+        ({"headers": ["X-A: 1"]}, "headers"),
+        ({"headers": "X-A: 1"}, "headers"),
+        ({"headers": [("X-A", 1)]}, "headers"),
+        ({"limit": -1}, "limit"),
+        ({"limit": 1.5}, "limit"),
+        ({"body": "text"}, "body"),
+        ({"timeouts": 5}, "timeouts"),
+        ({"url": 42}, "url"),
+    ],
+)
+async def test_guarded_request_refuses_bad_arguments_before_sending(
+    receiver: Receiver, arguments: dict[str, Any], field: str
+) -> None:
+    call: dict[str, Any] = {"method": "POST", "url": f"{receiver.url}/x", **arguments}
+    transport = HTTPTransport(allow_addresses=LOOPBACK)
+    try:
+        with pytest.raises(ConfigurationError, match=f"{field}:") as caught:
+            await transport.request(call.pop("method"), call.pop("url"), **call)
+    finally:
+        await transport.aclose()
+    assert caught.value.field == field
+    assert receiver.received == []

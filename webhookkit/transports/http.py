@@ -327,15 +327,26 @@ class HTTPTransport(Transport):
         larger one raises a :class:`TransportError`. Any status is returned, not raised.
         """
         timeouts = timeouts if timeouts is not None else Timeouts()
+        if not isinstance(timeouts, Timeouts):
+            raise ConfigurationError("timeouts: expected a Timeouts or None", field="timeouts")
+        if not isinstance(url, str):
+            raise ConfigurationError("url: expected a string", field="url")
         target = redact_url(url)
-        if limit < 0:
-            raise ConfigurationError("limit: must be >= 0", field="limit")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ConfigurationError("limit: must be an integer >= 0", field="limit")
+        if not isinstance(method, str) or not _METHOD.fullmatch(method):
+            raise ConfigurationError(
+                "method: expected an HTTP method such as 'GET'", field="method"
+            )
+        if body is not None and not isinstance(body, bytes):
+            raise ConfigurationError("body: expected bytes or None", field="body")
+        pairs = _request_headers(headers)
         try:
             async with self._get_session().request(
                 method,
                 self._url(url),
                 data=body,
-                headers=list(headers),
+                headers=pairs,
                 timeout=self._timeout(timeouts),
                 allow_redirects=False,
             ) as response:
@@ -370,6 +381,31 @@ class HTTPTransport(Transport):
             f"HTTPTransport(limit={self._limit}, limit_per_host={self._limit_per_host}, "
             f"ssrf_guard={self.policy.enabled}, allow={[str(n) for n in self.policy.allow]})"
         )
+
+
+_METHOD = re.compile(r"[A-Z]{1,20}")
+# Header names are RFC 9110 tokens; values printable ASCII, space and tab (no CR/LF).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]{0,8192}")
+
+
+def _request_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` as pairs fit for the wire, else :class:`ConfigurationError`."""
+    if isinstance(headers, str | bytes) or not isinstance(headers, Iterable):
+        raise ConfigurationError("headers: expected (name, value) pairs", field="headers")
+    pairs: list[tuple[str, str]] = []
+    for item in headers:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise ConfigurationError("headers: expected (name, value) pairs", field="headers")
+        name, value = item
+        if not (isinstance(name, str) and _HEADER_NAME.fullmatch(name)):
+            raise ConfigurationError("headers: a header name is not a token", field="headers")
+        if not (isinstance(value, str) and _HEADER_VALUE.fullmatch(value)):
+            raise ConfigurationError(
+                f"headers: the value of {name!r} is not printable ASCII", field="headers"
+            )
+        pairs.append((name, value))
+    return pairs
 
 
 async def read_up_to(content: aiohttp.StreamReader, size: int) -> bytes:
