@@ -47,6 +47,7 @@ from .exceptions import (
     WaitTimeoutError,
     WebhookKitError,
 )
+from .observability import Hooks
 from .payloads import PayloadBuilder, PayloadGroup, PayloadRequest, SerializerPayloads
 from .signing import (
     ECKey,
@@ -96,6 +97,7 @@ __all__ = [
     "HMACSigner",
     "HMACVerifier",
     "HTTPTransport",
+    "Hooks",
     "InvalidEventsError",
     "InvalidFieldError",
     "InvalidHeaderError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,7 @@ from .exceptions import (
     WaitTimeoutError,
 )
 from .filters import filter_targets
+from .observability import Hooks, call_hook
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
 from .signing.stored import KeySetHandle, local_key_set, open_key_set
@@ -80,7 +82,10 @@ class WebhookKit:
     - scheduling: ``delivery`` (:class:`DeliveryConfig`: concurrency, batches, lease,
       back-pressure, timeouts, per-endpoint isolation); sync webhooks: ``sync``
       (:class:`SyncConfig`);
-    - time: ``clock`` (``webhookkit.testing.FakeClock`` in tests).
+    - time: ``clock`` (``webhookkit.testing.FakeClock`` in tests);
+    - observability: ``hooks`` (:class:`~webhookkit.observability.Hooks`: callbacks for
+      deliveries that failed for good and breakers that opened or closed, and
+      instrumentation such as ``webhookkit.otel.OpenTelemetry()``).
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class WebhookKit:
         sync: SyncConfig | None = None,
         retention: Retention | None = DEFAULT_RETENTION,
         clock: Clock | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.domain = _check_domain(domain)
         self.api_url: str = (
@@ -106,6 +112,7 @@ class WebhookKit:
         self.delivery = _check_type(delivery, DeliveryConfig, "delivery") or DeliveryConfig()
         self.sync_config = _check_type(sync, SyncConfig, "sync") or SyncConfig()
         self.retention = _check_type(retention, Retention, "retention")
+        self.hooks = _check_type(hooks, Hooks, "hooks") or Hooks()
         if registry is not None and not isinstance(registry, EventRegistry):
             raise InvalidFieldError("registry: must be an EventRegistry", field="registry")
         self.registry = registry if registry is not None else default_registry()
@@ -153,6 +160,7 @@ class WebhookKit:
             config=self.delivery,
             catalog=self.catalog,
             durable=not isinstance(self.store, MemoryStore),
+            hooks=self.hooks,
         )
         # Sync webhooks (``request``): Saleor's optional response cache and per-app breaker.
         breaker = self.sync_config.breaker
@@ -340,6 +348,28 @@ class WebhookKit:
                 "request, not queued",
                 field="event",
             )
+        with self.hooks.instrumentation.trigger(event_type.value):
+            return await self._trigger(
+                event_type,
+                subject=subject,
+                payload=payload,
+                requestor=requestor,
+                app=app,
+                connection=connection,
+                ordering_key=ordering_key,
+            )
+
+    async def _trigger(
+        self,
+        event_type: EventType,
+        *,
+        subject: Any,
+        payload: Any,
+        requestor: Any,
+        app: App | str | None,
+        connection: Any,
+        ordering_key: str | None,
+    ) -> list[str]:
         if connection is not None and not isinstance(self.store, PostgresStore | SQLiteStore):
             raise ConfigurationError(
                 "connection: writing through the host's transaction needs the PostgreSQL or "
@@ -354,16 +384,17 @@ class WebhookKit:
         if not targets:
             return []
         now = self.clock.now()
-        groups = await self.payloads.build(
-            PayloadRequest(
-                event=event_type,
-                subject=subject,
-                payload=payload,
-                targets=targets,
-                issued_at=now,
-                requestor=requestor,
+        with self.hooks.instrumentation.build(event_type.value, len(targets)):
+            groups = await self.payloads.build(
+                PayloadRequest(
+                    event=event_type,
+                    subject=subject,
+                    payload=payload,
+                    targets=targets,
+                    issued_at=now,
+                    requestor=requestor,
+                )
             )
-        )
         groups, filtered = filter_targets(groups)
         if filtered:
             self.scheduler.stats.skip(FILTERED, len(filtered))
@@ -406,6 +437,7 @@ class WebhookKit:
         except BaseException:
             self.scheduler.unreserve(len(deliveries))
             raise
+        self.hooks.instrumentation.queued(event_type.value, len(deliveries))
         if too_large and connection is None:
             await self._fail_too_large(too_large, now)
         if self.scheduler.running:
@@ -449,8 +481,18 @@ class WebhookKit:
         ]
         await self.store.finish_many(results)
         self.scheduler.stats.failures += len(results)
+        by_id = {delivery.id: delivery for delivery, _ in refused}
         for result in results:
             self.scheduler.unreserve(1)
+            if self.hooks.on_failed is not None:
+                failed = dataclasses.replace(
+                    by_id[result.delivery_id],
+                    status=DeliveryStatus.FAILED,
+                    attempts=1,
+                    last_error=result.attempt.error,
+                    updated_at=now,
+                )
+                call_hook(self.hooks.on_failed, failed, result.attempt)
             log.warning(
                 "delivery %s failed: %s",
                 result.delivery_id,

@@ -135,32 +135,42 @@ class EndpointGate:
 
     def done(
         self, key: str, healthy: bool | None, now: datetime, retry_at: datetime | None = None
-    ) -> None:
+    ) -> str | None:
         """A send finished; ``healthy`` is None when nothing was sent; ``retry_at`` is when
         the failed delivery is due again, if it is retried.
 
         An opening breaker stays open for ``cooldown`` or until the failed delivery's own next
         try, whichever comes first: that delivery is then the probe, so the breaker never
-        moves a lone failing delivery off its retry schedule.
+        moves a lone failing delivery off its retry schedule. Returns ``"open"`` or
+        ``"closed"`` when the breaker changed state.
         """
         ep = self._ep(key)
         ep.active = max(ep.active - 1, 0)
         probing, ep.probing = ep.probing, False
         if healthy is None:
-            return
+            return None
         if healthy:
-            if ep.open_until is not None:
-                self.breaker_closed += 1
+            was_open = ep.open_until is not None
             ep.failures, ep.open_until = 0, None
-            return
+            if was_open:
+                self.breaker_closed += 1
+                return "closed"
+            return None
         ep.failures += 1
         if probing or ep.failures >= self.config.failure_threshold:
             until = now + self.config.cooldown
             if retry_at is not None and retry_at < until:
                 until = max(retry_at, now)
-            if ep.open_until is None:
-                self.breaker_opened += 1
+            opened = ep.open_until is None
             ep.open_until = until
+            if opened:
+                self.breaker_opened += 1
+                return "open"
+        return None
+
+    def open_count(self, now: datetime) -> int:
+        """How many endpoints' breakers are open now."""
+        return sum(1 for key in self._endpoints if self.state(key, now) == "open")
 
     def reopen_time(self, key: str) -> datetime | None:
         ep = self._endpoints.get(key)

@@ -28,6 +28,7 @@ from ..clock import Clock
 from ..config import DeliveryConfig
 from ..events import EventRegistry
 from ..exceptions import DeliveryError, StoreError, WebhookKitError
+from ..observability import AttemptObservation, Hooks, call_hook
 from ..signing import DeliverySignature, JWSSigner, sign_delivery
 from ..stores.base import Store, WorkNotifier
 from ..transports.base import OutboundMessage, TransportResult, TransportRouter
@@ -299,6 +300,7 @@ class Scheduler:
         config: DeliveryConfig,
         catalog: Catalog,
         durable: bool,
+        hooks: Hooks | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -310,6 +312,8 @@ class Scheduler:
         self._api_url = api_url
         self.config = config
         self._catalog = catalog
+        self.hooks = hooks if hooks is not None else Hooks()
+        self._instrument = self.hooks.instrumentation
         self._concurrency = config.concurrency
         self._claim_size = config.claim_size
         self._lease = config.lease
@@ -341,7 +345,16 @@ class Scheduler:
         # corrected from the store whenever it would make trigger() wait).
         self._max_queued = config.max_queued
         self._pending_estimate = 0
-        self._estimate_at = 0.0
+        self._instrument.observe_gauges(self._gauges)
+
+    def _gauges(self) -> dict[str, float]:
+        now = self._clock.now()
+        return {
+            "pending_local": float(self._pending_estimate),
+            "in_flight": float(len(self._inflight)),
+            "held": float(self.gate.held_count),
+            "breakers_open": float(self.gate.open_count(now)),
+        }
 
     @property
     def queued(self) -> int:
@@ -619,7 +632,9 @@ class Scheduler:
         if delivery is not None:
             self._forget(delivery)
             now = self._clock.now()
-            self.gate.done(delivery.webhook_id, healthy, now, retry_at)
+            change = self.gate.done(delivery.webhook_id, healthy, now, retry_at)
+            if change is not None:
+                self._breaker_changed(delivery.webhook_id, change)
             if not self._stopping:
                 self._pump(now)  # keep the endpoint's pipeline full without a loop round
         # Wake the claim loop only when a claim would be worth it (or to notice idleness):
@@ -627,6 +642,16 @@ class Scheduler:
         room = self._room()
         if room >= self._claim_size // 2 or not self._inflight or self._stopping:
             self._wake.set()
+
+    def _breaker_changed(self, webhook_id: str, state: str) -> None:
+        log.warning(
+            "webhookkit: endpoint breaker of webhook %s %s",
+            webhook_id,
+            "opened" if state == "open" else "closed",
+            extra={"webhook_id": webhook_id, "breaker": state},
+        )
+        self._instrument.breaker(webhook_id, state)
+        call_hook(self.hooks.on_breaker, webhook_id, state)
 
     # -- one delivery ----------------------------------------------------------------------
     def sign(
@@ -656,6 +681,7 @@ class Scheduler:
         *,
         ordering_key: str | None = None,
         body_limit: int = 0,
+        trace_headers: tuple[tuple[str, str], ...] = (),
     ) -> OutboundMessage:
         """The signed message for one webhook: what every transport receives."""
         signed = self.sign(payload, webhook, delivery_id, self._clock.now())
@@ -673,6 +699,7 @@ class Scheduler:
             timeouts=webhook.timeouts or self.config.timeouts,
             ordering_key=ordering_key,
             body_limit=body_limit,
+            trace_headers=trace_headers,
         )
 
     async def _lookup(self, delivery: Delivery) -> tuple[Webhook | None, App | None]:
@@ -705,12 +732,18 @@ class Scheduler:
             self.stats.store_errors += 1
             return None, None
         reason = self._unsendable(delivery, webhook, app, payload)
+        observed: AttemptObservation | None = None
         if reason is None:
             assert webhook is not None and payload is not None
             try:
+                observed = self._instrument.attempt(delivery, webhook)
                 transport = self._router.for_url(webhook.target_url)
                 message = self.message(
-                    payload, webhook, delivery.id, ordering_key=delivery.ordering_key
+                    payload,
+                    webhook,
+                    delivery.id,
+                    ordering_key=delivery.ordering_key,
+                    trace_headers=observed.headers,
                 )
                 result = await transport.send(message)
                 retryable = result.retryable
@@ -722,7 +755,14 @@ class Scheduler:
                 # A host transport's bug must not lose the delivery: record it and retry.
                 log.exception("webhookkit: transport raised an unexpected error")
                 error, retryable = exc, True
-        retry_at = await self._record(delivery, webhook, started, result, error, retryable, reason)
+        attempt, retry_at = await self._record(
+            delivery, webhook, started, result, error, retryable, reason
+        )
+        if observed is not None:
+            try:
+                observed.finish(attempt, webhook)
+            except Exception:
+                log.exception("webhookkit: instrumentation raised")
         if reason is not None:
             return None, None
         # Connection errors, timeouts and 5xx say the endpoint is unwell; any answer else
@@ -758,7 +798,7 @@ class Scheduler:
         error: BaseException | None,
         retryable: bool,
         reason: str | None,
-    ) -> datetime | None:
+    ) -> tuple[Attempt, datetime | None]:
         now = self._clock.now()
         number = delivery.attempts + 1
         ok = result is not None and result.ok
@@ -844,9 +884,19 @@ class Scheduler:
                     "error_kind": error_kind,
                 },
             )
+        if final_failure and self.hooks.on_failed is not None:
+            failed = dataclasses.replace(
+                delivery,
+                status=status,
+                attempts=number,
+                lease_until=None,
+                last_error=attempt.error,
+                updated_at=now,
+            )
+            call_hook(self.hooks.on_failed, failed, attempt)
         async with self._progress:
             self._progress.notify_all()
-        return next_try
+        return attempt, next_try
 
     def _count(self, status: DeliveryStatus, next_try: object) -> None:
         self.stats.attempts += 1

@@ -30,6 +30,8 @@ class OutboundMessage:
     custom_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     #: Headers a signing profile adds (Standard Webhooks' ``webhook-id``...), before custom ones.
     signature_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: Trace context for the receiver (W3C ``traceparent``), from the kit's instrumentation.
+    trace_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     #: Key for ordered delivery on queues (SQS group id, Pub/Sub ordering key); None = default.
     ordering_key: str | None = None
     #: Read up to this many bytes of the answer into ``TransportResult.body`` (sync webhooks);

@@ -86,6 +86,7 @@ def saleor_headers(
         headers.append(("Saleor-Signature", message.signature))
     headers.append(("Saleor-Api-Url", message.api_url))
     headers += message.signature_headers
+    headers += message.trace_headers
     id_header = message.delivery_id_header or delivery_id_header
     if id_header and message.delivery_id:
         headers.append((id_header, message.delivery_id))
