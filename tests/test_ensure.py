@@ -239,3 +239,29 @@ async def test_a_program_started_twice_on_sqlite_keeps_one_app_and_one_webhook(
         assert webhook.target_url == "https://erp.example.com/v2/orders"
         assert len(await kit.apps.list()) == 1
     assert await raw_counts(store) == (1, 1)
+
+
+async def test_a_content_filter_is_compared_like_any_other_field(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = {"order.total": {"$gte": 100}}
+    async with make_kit(f"sqlite:///{tmp_path / 'filter.db'}") as kit:
+        app = await kit.apps.ensure(identifier="erp.sync", name="ERP sync")
+        webhook = await kit.webhooks.ensure(
+            app, identifier="big-orders", target_url=ORDERS, events=["ORDER_CREATED"], filter=big
+        )
+        assert webhook.filter is not None and webhook.filter.matches({"order": {"total": 150}})
+        with caplog.at_level(logging.INFO, logger="webhookkit.setup"):
+            same = await kit.webhooks.ensure(
+                app,
+                identifier="big-orders",
+                target_url=ORDERS,
+                events=["ORDER_CREATED"],
+                filter=big,
+            )
+            assert caplog.records == [] and same == webhook
+            cleared = await kit.webhooks.ensure(
+                app, identifier="big-orders", target_url=ORDERS, events=["ORDER_CREATED"]
+            )
+        assert cleared.id == webhook.id and cleared.filter is None
+        assert "filter" in caplog.records[0].getMessage()

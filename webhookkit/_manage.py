@@ -451,6 +451,7 @@ class WebhookManager:
         signing_profile: str = "saleor",
         timeouts: Timeouts | None = None,
         ordered: bool = False,
+        filter: Mapping[str, Any] | PayloadFilter | None = None,
         **other: Any,
     ) -> Webhook:
         """The app's webhook with ``identifier``, made to have exactly these fields: created
@@ -475,6 +476,7 @@ class WebhookManager:
             "signing_profile": signing_profile,
             "timeouts": timeouts,
             "ordered": ordered,
+            "filter": filter,
         }
         if await self._store.get_app(app_id) is None:
             raise NotFoundError(f"app: no app with id {app_id!r}", field="app")
@@ -498,6 +500,7 @@ class WebhookManager:
             "signing_profile": validate_signing_profile(signing_profile),
             "timeouts": timeouts,
             "ordered": bool(ordered),
+            "filter": _filter(filter),
         }
         changed = [k for k, v in wanted.items() if getattr(current, k) != v]
         if not changed and not other:
