@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from typing import Any
 
 import pytest
 import uvicorn
 from aiohttp import web
 
-from webhookkit.exceptions import MalformedSignatureError, SignatureError
+from webhookkit.exceptions import InvalidKeyError, MalformedSignatureError, SignatureError
 from webhookkit.integrations import WebhookEvent
 from webhookkit.integrations.aiohttp import verified, verify_middleware
 from webhookkit.integrations.asgi import VerifyMiddleware
@@ -96,11 +96,12 @@ async def test_verifiers_refuse_headers_that_are_no_mapping(headers: Any) -> Non
 @pytest.mark.parametrize("body", ["{}", None, 42, ["x"]])
 async def test_verifiers_refuse_bodies_that_are_not_bytes(body: Any) -> None:
     hmac_headers = {"Saleor-Signature": hmac_signature(BODY, "hmac-secret")}
-    for verifier, headers in [
+    cases: list[tuple[Verifier, dict[str, str]]] = [
         (StandardWebhooksVerifier(SECRET), good_standard_headers()),
         (HMACVerifier("hmac-secret"), hmac_headers),
         (JWKSVerifier(jwks=KEYS.jwks()), {"Saleor-Signature": SIGNER.sign(BODY)}),
-    ]:
+    ]
+    for verifier, headers in cases:
         with pytest.raises(MalformedSignatureError, match="body"):
             await verifier.verify(body, headers)
 
@@ -257,17 +258,18 @@ async def test_asgi_receiver_accepts_a_good_request(asgi_port: int) -> None:
 async def test_asgi_middleware_answers_401_to_nul_and_surrogates_in_scope_headers() -> None:
     """Servers differ in what they let through; the middleware must hold for any bytes."""
     app = VerifyMiddleware(asgi_endpoint, StandardWebhooksVerifier(SECRET), paths=["/"])
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
     for value in (b"msg\x00", b"\xed\xa0\x80", b"\xff"):
         headers = [(k.encode(), v.encode()) for k, v in good_standard_headers().items()]
         headers = [(k, value if k == b"webhook-id" else v) for k, v in headers]
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": BODY, "more_body": False}
-
-        async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
-            sent.append(message)
-
+        sent.clear()
         scope = {"type": "http", "method": "POST", "path": "/hooks", "headers": headers}
         await app(scope, receive, send)
         assert sent[0]["status"] == 401, value
@@ -275,3 +277,41 @@ async def test_asgi_middleware_answers_401_to_nul_and_surrogates_in_scope_header
 
 def test_signature_errors_are_the_only_kind() -> None:
     assert issubclass(MalformedSignatureError, SignatureError)
+
+
+# Untyped aliases: these calls pass wrong types on purpose.
+SW: Any = StandardWebhooksVerifier
+HV: Any = HMACVerifier
+JV: Any = JWKSVerifier
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: SW(SECRET, tolerance="300"), "tolerance"),
+        (lambda: SW(SECRET, tolerance=0), "tolerance"),
+        (lambda: SW(SECRET, tolerance=float("nan")), "tolerance"),
+        (lambda: SW(SECRET, tolerance=True), "tolerance"),
+        (lambda: SW(SECRET, now=5), "now"),
+        (lambda: SW(42), "secret_key"),
+        (lambda: SW([b"whsec_x"]), "secret_key"),
+        (lambda: HV(42), "secret"),
+        (lambda: HV(b"secret"), "secret"),
+        (lambda: HV([]), "secret"),
+        (lambda: HV(["ok", 42]), "secret"),
+        (lambda: HV("\udcff"), "secret_key"),
+        (lambda: JV(42), "jwks"),
+        (lambda: JV("ftp://x/jwks.json"), "jwks"),
+        (lambda: JV("https://x/jwks.json", algorithms="RS256"), "algorithms"),
+        (lambda: JV("https://x/jwks.json", algorithms=["none"]), "algorithms"),
+        (lambda: JV("https://x/jwks.json", refetch_interval=-1), "refetch_interval"),
+        (lambda: JV("https://x/jwks.json", timeout=0), "timeout"),
+        (lambda: JV("https://x/jwks.json", fetch=42), "fetch"),
+        (lambda: JV(jwks={"keys": 1}), "jwks"),
+    ],
+)
+def test_verifier_constructors_refuse_bad_options(build: Callable[[], object], field: str) -> None:
+    with pytest.raises(InvalidKeyError) as caught:
+        build()
+    assert caught.value.field == field
+    assert field in str(caught.value)

@@ -207,6 +207,12 @@ class JWKSVerifier:
         self._refetch_interval = float(refetch_interval)
         self._cache_ttl = float(cache_ttl)
         self._timeout = float(timeout)
+        if isinstance(algorithms, str) or not all(a in ALGORITHMS for a in algorithms):
+            raise InvalidKeyError(
+                f"algorithms: a list drawn from {list(ALGORITHMS)}", field="algorithms"
+            )
+        if fetch is not None and not callable(fetch):
+            raise InvalidKeyError("fetch: must be an async function of the URL", field="fetch")
         self._algorithms = tuple(algorithms)
         self._monotonic = monotonic
         self._keys: PublicKeys | None = PublicKeys.from_jwks(jwks) if jwks is not None else None
@@ -336,8 +342,16 @@ class StandardWebhooksVerifier:
     ) -> None:
         self._secrets: tuple[StandardSecret, ...] = parse_secrets(secrets)
         seconds = tolerance.total_seconds() if isinstance(tolerance, timedelta) else tolerance
-        if seconds <= 0:
-            raise InvalidKeyError("tolerance: must be positive", field="tolerance")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 < seconds < float("inf")
+        ):
+            raise InvalidKeyError(
+                "tolerance: must be a positive number of seconds or a timedelta", field="tolerance"
+            )
+        if not callable(now):
+            raise InvalidKeyError("now: must be a function returning epoch seconds", field="now")
         self._tolerance = seconds
         self._now = now
 
