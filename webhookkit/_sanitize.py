@@ -48,4 +48,11 @@ def sanitize_headers(
 ) -> tuple[tuple[str, str], ...]:
     """Header pairs as storable text (see :func:`sanitize_text`); each name and value is cut to
     ``limit`` characters."""
-    return tuple((sanitize_text(name, limit), sanitize_text(value, limit)) for name, value in pairs)
+    items = pairs if isinstance(pairs, tuple) else tuple(pairs)
+    # One check over all the text at C speed: headers are nearly always plain ASCII.
+    texts = [text for pair in items for text in pair]
+    if all(type(t) is str for t in texts):
+        joined = "".join(texts)  # type: ignore[arg-type]
+        if joined.isascii() and joined.isprintable() and max(map(len, texts), default=0) <= limit:
+            return items  # type: ignore[return-value]
+    return tuple((sanitize_text(name, limit), sanitize_text(value, limit)) for name, value in items)
