@@ -14,16 +14,18 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from aiohttp import web
 
 __all__ = [
     "ROOT",
     "CountingReceiver",
+    "WebProcess",
     "Worker",
     "Workers",
     "start_counting_receiver",
+    "start_web",
     "wait_until",
 ]
 
@@ -125,15 +127,23 @@ class Worker:
 
 
 class Workers:
-    """Starts worker processes with the test's signing key; kills what is left at the end."""
+    """Starts worker processes with the test's signing key (None: no key, so they sign with
+    the key set kept in the store); kills what is left at the end."""
 
-    def __init__(self, directory: Path, key_file: Path) -> None:
+    def __init__(self, directory: Path, key_file: Path | None) -> None:
         self._dir = directory
         self._key_file = key_file
         self.started: list[Worker] = []
 
     async def start(
-        self, store_url: str, *, concurrency: int, lease: float, poll: float, name: str = "worker"
+        self,
+        store_url: str,
+        *,
+        concurrency: int,
+        lease: float,
+        poll: float,
+        name: str = "worker",
+        domain: str = "shop.example.com",
     ) -> Worker:
         """Start a worker and wait (bounded) until it prints ``worker ready``."""
         log = self._dir / f"{name}-{len(self.started)}.log"
@@ -145,7 +155,7 @@ class Workers:
             "--store",
             store_url,
             "--domain",
-            "shop.example.com",
+            domain,
             "--concurrency",
             str(concurrency),
             "--lease",
@@ -154,9 +164,9 @@ class Workers:
             str(poll),
             "--allow",
             "127.0.0.1/32",
-            "--signing-key-file",
-            str(self._key_file),
         ]
+        if self._key_file is not None:
+            argv += ["--signing-key-file", str(self._key_file)]
         out = _open_log(log)
         try:
             process = await asyncio.create_subprocess_exec(
@@ -195,3 +205,130 @@ class Workers:
             if worker.running:
                 worker.process.kill()
                 await worker.process.wait()
+
+
+# -- a web process: serves the kit's JWKS, queues deliveries, rotates keys on request --------
+
+_THIS_FILE = Path(__file__).resolve()
+
+
+@dataclass
+class WebProcess:
+    """``python tests/engine/procs.py web``: a kit on the store with no key given, serving
+    ``kit.jwks()`` at ``/.well-known/jwks.json``. It sends nothing itself (workers do)."""
+
+    process: asyncio.subprocess.Process
+    log: Path
+    url: str = ""
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/.well-known/jwks.json"
+
+    async def call(self, path: str, body: dict[str, object] | None = None) -> Any:
+        """POST ``body`` to the process's control route ``path``; its JSON answer."""
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.url}{path}", json=body or {}) as response,
+        ):
+            text = await response.text()
+            assert response.status == 200, f"{path}: {response.status} {text}"
+            return json.loads(text)
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 30)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+async def start_web(directory: Path, store_url: str, target_url: str) -> WebProcess:
+    """Start the web process (its webhook posts ORDER_CREATED to ``target_url``) and wait,
+    bounded, until it serves."""
+    log = directory / "web.log"
+    out = _open_log(log)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(_THIS_FILE),
+            "web",
+            store_url,
+            target_url,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
+        )
+    finally:
+        out.close()
+    web_process = WebProcess(process, log)
+
+    def ready() -> bool:
+        for line in _read_log(log).splitlines():
+            if line.startswith("web ready "):
+                web_process.url = f"http://127.0.0.1:{line.split()[2]}"
+                return True
+        return process.returncode is not None
+
+    await wait_until(ready, timeout=60, what="the web process to start")
+    if not web_process.url:
+        raise AssertionError(f"web process exited:\n{_read_log(log)[-3000:]}")
+    return web_process
+
+
+async def _serve_web(store_url: str, target_url: str) -> None:
+    from webhookkit import WebhookKit
+    from webhookkit.integrations.aiohttp import add_jwks_route
+
+    async with WebhookKit(domain="shop.example.com", store=store_url) as kit:
+        # This process queues deliveries and serves the JWKS; the workers sign and send.
+        await kit.scheduler.stop()
+        app = await kit.apps.ensure(identifier="erp", name="ERP", permissions=["MANAGE_ORDERS"])
+        await kit.webhooks.ensure(
+            app, identifier="orders", target_url=target_url, events=["ORDER_CREATED"]
+        )
+
+        async def trigger(request: web.Request) -> web.Response:
+            body = await request.json()
+            ids: list[str] = []
+            for n in range(int(body["first"]), int(body["first"]) + int(body["count"])):
+                ids += await kit.trigger("ORDER_CREATED", payload={"n": n})
+            return web.json_response({"ids": ids})
+
+        async def add_key(request: web.Request) -> web.Response:
+            added = await kit.keys.add()
+            return web.json_response({"kid": added.kid})
+
+        async def activate(request: web.Request) -> web.Response:
+            kid = (await request.json())["kid"]
+            await kit.keys.activate(kid)
+            return web.json_response({"active": kit.keys.active.kid})
+
+        server = web.Application()
+        add_jwks_route(server, kit)
+        server.router.add_post("/trigger", trigger)
+        server.router.add_post("/keys/add", add_key)
+        server.router.add_post("/keys/activate", activate)
+        runner = web.AppRunner(server, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        print(f"web ready {runner.addresses[0][1]}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["web"]:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(_serve_web(sys.argv[2], sys.argv[3]))

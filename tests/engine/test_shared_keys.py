@@ -9,20 +9,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from signing.conftest import NodeRunner, jws_case, node_verify  # noqa: F401 (the fixture)
 from stores.pgcluster import PostgresCluster
 
-from engine.procs import wait_until
+from engine.procs import WebProcess, Workers, start_web, wait_until
 from webhookkit.exceptions import ConfigurationError, InvalidKeyError
 from webhookkit.signing import KeySet, KeyState, generate_key
 from webhookkit.signing.stored import (
@@ -326,3 +330,126 @@ async def test_a_store_that_cannot_be_read_leaves_the_loaded_keys_signing(
     assert "keeping the current keys" in warning.getMessage()
     assert handle.active.kid == kid and [k["kid"] for k in handle.jwks()["keys"]] == [kid]
     await handle.aclose()
+
+
+# -- three real processes on one PostgreSQL store -------------------------------------------
+
+
+@dataclass
+class Seen:
+    """One request the receiver got: which worker sent it (its Saleor-Domain), what, signed how."""
+
+    domain: str
+    body: bytes
+    signature: str
+
+    @property
+    def kid(self) -> str:
+        header = self.signature.split(".", 1)[0]
+        return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+
+
+async def test_web_process_and_two_workers_share_one_key_set_across_a_rotation(
+    pg_dsn: str,
+    tmp_path: Path,
+    node_verify: NodeRunner,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """None of the three processes is given a key. Every delivery the workers send verifies
+    with Saleor's app SDK against the JWKS the web process serves, before and after a
+    rotation done from the web process, and both workers follow the rotation."""
+    seen: list[Seen] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        seen.append(
+            Seen(
+                request.headers["Saleor-Domain"],
+                await request.read(),
+                request.headers["Saleor-Signature"],
+            )
+        )
+        return web.Response(text="ok")
+
+    receiver = web.Application()
+    receiver.router.add_post("/orders", receive)
+    runner = web.AppRunner(receiver, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    target = f"http://127.0.0.1:{runner.addresses[0][1]}/orders"
+
+    workers = Workers(tmp_path, key_file=None)
+    web_process: WebProcess | None = None
+    domains = ("worker-a.shop.example.com", "worker-b.shop.example.com")
+    try:
+        # All three start at once: whichever reaches the empty store first creates the key.
+        starting = asyncio.ensure_future(start_web(tmp_path, pg_dsn, target))
+        await asyncio.gather(
+            starting,
+            *(
+                workers.start(pg_dsn, concurrency=2, lease=30, poll=0.2, name=n, domain=d)
+                for n, d in zip(("a", "b"), domains, strict=True)
+            ),
+        )
+        web_proc = web_process = starting.result()
+        first_kid = (await jwks_of(web_proc))[0]
+        sent = 0
+
+        async def deliver_until(done: Callable[[], bool], what: str) -> None:
+            """Queue batches through the web process until ``done()`` (bounded)."""
+            nonlocal sent
+            deadline = asyncio.get_running_loop().time() + 90
+            while not done():
+                assert asyncio.get_running_loop().time() < deadline, f"gave up: {what}"
+                await web_proc.call("/trigger", {"first": sent, "count": 10})
+                sent += 10
+                expected = sent
+
+                def arrived(n: int = expected) -> bool:
+                    return len(seen) >= n
+
+                await wait_until(arrived, timeout=60, what=f"{sent} deliveries")
+
+        await deliver_until(lambda: {s.domain for s in seen} == set(domains), "both workers")
+        before = len(seen)
+        assert {s.kid for s in seen} == {first_kid}
+
+        # Rotation from the web process: publish, then switch.
+        new_kid = (await web_proc.call("/keys/add"))["kid"]
+        assert await jwks_of(web_proc) == [first_kid, new_kid]
+        await web_proc.call("/keys/activate", {"kid": new_kid})
+        assert await jwks_of(web_proc) == [new_kid, first_kid]
+
+        def both_switched() -> bool:
+            return {s.domain for s in seen[before:] if s.kid == new_kid} == set(domains)
+
+        await deliver_until(both_switched, "both workers to sign with the new key")
+        assert len({s.body for s in seen}) == len(seen) == sent  # each once, none lost
+
+        # Saleor's SDK (and jose) verify every one against what the web process serves.
+        cases = [
+            jws_case(f"d{i}", web_proc.jwks_url, s.signature, s.body) for i, s in enumerate(seen)
+        ]
+        results = await node_verify(cases)
+        failed = {n: r for n, r in results.items() if not r["saleorSdk"]["ok"]}
+        assert not failed, list(failed.items())[:3]
+        assert len(results) == len(seen)
+        assert "PRIVATE KEY" not in read_logs(tmp_path)
+    finally:
+        if web_process is not None:
+            await web_process.stop()
+        await workers.aclose()
+        await runner.cleanup()
+
+
+async def jwks_of(web_process: WebProcess) -> list[str]:
+    """The kids in the JWKS the web process serves, in its order."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(web_process.jwks_url) as response,
+    ):
+        assert response.status == 200
+        return [k["kid"] for k in (await response.json())["keys"]]
+
+
+def read_logs(directory: Path) -> str:
+    """Everything the processes printed."""
+    return "".join(p.read_text(errors="replace") for p in sorted(directory.glob("*.log")))
