@@ -10,12 +10,26 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["REPLACEMENT", "first_unstorable", "sanitize_headers", "sanitize_text"]
+__all__ = [
+    "EXCERPT_LIMIT",
+    "REPLACEMENT",
+    "excerpt",
+    "first_unstorable",
+    "sanitize_headers",
+    "sanitize_text",
+]
 
 REPLACEMENT = "\ufffd"
 #: C0 controls except tab, newline and carriage return, and every surrogate code point.
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 HEADER_LIMIT = 8192
+#: Characters of a receiver's answer kept on an attempt (Saleor's rule).
+EXCERPT_LIMIT = 1024
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters with ``...`` appended when cut (Saleor's rule)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def first_unstorable(s: str) -> int | None:

@@ -6,7 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .._sanitize import EXCERPT_LIMIT, excerpt
+
 __all__ = [
+    "EXCERPT_LIMIT",
     "Attempt",
     "AttemptResult",
     "AttemptStatus",
@@ -16,8 +19,6 @@ __all__ = [
     "Payload",
     "excerpt",
 ]
-
-EXCERPT_LIMIT = 1024
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -86,11 +87,6 @@ class Attempt:
     error_kind: str | None = None
     error: str | None = None
     retryable: bool = False
-
-
-def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters with ``...`` appended when cut (Saleor's rule)."""
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True, slots=True)

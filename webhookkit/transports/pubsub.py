@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from gcloud.aio.pubsub import PublisherClient, PubsubMessage
 
+from .._sanitize import excerpt
 from .._secret import redact_url
-from ..delivery.records import excerpt
 from ..exceptions import (
     ConfigurationError,
     ConnectError,
