@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install webhookkit with every extra and dev tool, pinned by
+# Create .venv (once) and install webhookkit with every extra, dev and docs tool, pinned by
 # constraints.txt. Re-installs only when pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,6 @@ want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-        -c constraints.txt -e '.[all,dev]'
+        -c constraints.txt -e '.[all,dev,docs]'
     echo "$want" > "$stamp"
 fi
