@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._secret import Secret
 from .apps import App, AppToken, NewAppToken, Webhook
 from .clock import Clock, SystemClock
-from .config import DeliveryConfig, IsolationConfig, SyncConfig, Timeouts
+from .config import DeliveryConfig, IsolationConfig, RateLimit, SyncConfig, Timeouts
 from .delivery.records import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
 from .delivery.retry import RetryPolicy
 from .delivery.sync import BreakerConfig
@@ -124,6 +124,7 @@ __all__ = [
     "PostgresStore",
     "QueueError",
     "RSAKey",
+    "RateLimit",
     "RejectedError",
     "RetryPolicy",
     "SQLiteStore",

@@ -26,12 +26,13 @@ from .apps import (
     validate_target_url,
 )
 from .clock import Clock
+from .config import RateLimit, Timeouts
 from .events import EventRegistry, EventType
 from .exceptions import DuplicateError, InvalidEventsError, InvalidFieldError, NotFoundError
 from .filters import PayloadFilter, compile_filter
 from .payloads import PayloadBuilder
 from .stores.base import Store
-from .transports.base import Timeouts, TransportRouter
+from .transports.base import TransportRouter
 
 __all__ = ["AppManager", "WebhookManager"]
 
@@ -81,6 +82,16 @@ def _timeouts(timeouts: object) -> Timeouts | None:
     return timeouts
 
 
+def _rate_limit(limit: Any) -> RateLimit | None:
+    if limit is not None and not isinstance(limit, RateLimit):
+        raise InvalidFieldError(
+            f"rate_limit: must be a RateLimit(per_second=..., burst=...), got "
+            f"{type(limit).__name__}",
+            field="rate_limit",
+        )
+    return limit
+
+
 def _filter(document: Mapping[str, Any] | PayloadFilter | None) -> PayloadFilter | None:
     """The compiled content filter; None or ``{}`` means no filter (Outpost's convention)."""
     if document is None or (isinstance(document, Mapping) and not document):
@@ -122,6 +133,7 @@ class AppManager:
         permissions: Iterable[str] = (),
         is_active: bool = True,
         identifier: str | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> App:
         app = App(
             id=_new_id(),
@@ -130,6 +142,7 @@ class AppManager:
             permissions=self._permissions(permissions),
             identifier=validate_name(identifier, field_name="identifier") if identifier else None,
             created_at=self._clock.now(),
+            rate_limit=_rate_limit(rate_limit),
         )
         await self._store.put_app(app)
         return app
@@ -151,9 +164,12 @@ class AppManager:
         permissions: Iterable[str] | _Unset = UNSET,
         is_active: bool | _Unset = UNSET,
         identifier: str | _Unset | None = UNSET,
+        rate_limit: RateLimit | _Unset | None = UNSET,
     ) -> App:
         app = await self.get(app_id)
         changes: dict[str, Any] = {}
+        if not isinstance(rate_limit, _Unset):
+            changes["rate_limit"] = _rate_limit(rate_limit)
         if not isinstance(name, _Unset):
             changes["name"] = _app_name(name)
         if not isinstance(permissions, _Unset):
@@ -326,6 +342,7 @@ class WebhookManager:
         timeouts: Timeouts | None = None,
         ordered: bool = False,
         filter: Mapping[str, Any] | PayloadFilter | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Webhook:
         """Validate every field, then store; any rule broken raises before anything is kept."""
         app_id = app.id if isinstance(app, App) else _id(app, "app")
@@ -347,6 +364,7 @@ class WebhookManager:
             timeouts=_timeouts(timeouts),
             ordered=_flag(ordered, "ordered"),
             filter=_filter(filter),
+            rate_limit=_rate_limit(rate_limit),
             created_at=self._clock.now(),
         )
         _check_subscribes(webhook)
@@ -379,6 +397,7 @@ class WebhookManager:
         timeouts: Timeouts | _Unset | None = UNSET,
         ordered: bool | _Unset = UNSET,
         filter: Mapping[str, Any] | PayloadFilter | _Unset | None = UNSET,
+        rate_limit: RateLimit | _Unset | None = UNSET,
     ) -> Webhook:
         webhook = await self.get(webhook_id)
         changes: dict[str, Any] = {}
@@ -407,6 +426,8 @@ class WebhookManager:
             changes["ordered"] = _flag(ordered, "ordered")
         if not isinstance(filter, _Unset):
             changes["filter"] = _filter(filter)
+        if not isinstance(rate_limit, _Unset):
+            changes["rate_limit"] = _rate_limit(rate_limit)
         updated = dataclasses.replace(webhook, **changes)
         _check_subscribes(updated)
         await self._store.put_webhook(updated)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ._sanitize import first_unstorable
 from ._secret import REDACTED, Secret, redact_url
+from .config import RateLimit, Timeouts
 from .events import EventRegistry, EventType
 from .exceptions import (
     ConfigurationError,
@@ -25,7 +26,6 @@ from .exceptions import (
 )
 from .filters import PayloadFilter
 from .transports._extras import missing_extra_hint
-from .transports.base import Timeouts
 
 __all__ = [
     "App",
@@ -63,6 +63,8 @@ class App:
     permissions: frozenset[str] = frozenset()
     identifier: str | None = None
     created_at: datetime | None = None
+    #: Default rate limit for this app's webhooks (a webhook's own wins).
+    rate_limit: RateLimit | None = None
 
     def has_permission(self, permission: str | None) -> bool:
         return permission is None or permission in self.permissions
@@ -120,6 +122,8 @@ class Webhook:
     #: A stable name the host gives the webhook, unique among its app's webhooks:
     #: ``kit.webhooks.ensure`` finds the webhook by it on every start.
     identifier: str | None = None
+    #: At most this many deliveries a second (None: the app's default, else no limit).
+    rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
         if self.signing_profile == "standard-webhooks":

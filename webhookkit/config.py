@@ -17,7 +17,7 @@ from .exceptions import InvalidFieldError
 if TYPE_CHECKING:
     from .delivery.sync import BreakerConfig
 
-__all__ = ["DeliveryConfig", "IsolationConfig", "SyncConfig", "Timeouts"]
+__all__ = ["DeliveryConfig", "IsolationConfig", "RateLimit", "SyncConfig", "Timeouts"]
 
 
 def _number(value: Any, name: str, *, minimum: float, inclusive: bool = False) -> float:
@@ -74,6 +74,30 @@ class Timeouts:
                 f"timeouts: need 0 < connect ({self.connect}) <= total ({self.total})",
                 field="timeouts",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``per_second`` deliveries a second to one webhook, with bursts of up to
+    ``burst`` (default: one second's worth, at least 1). A token bucket: deliveries over the
+    limit stay pending in the store, are never failed and spend no retry budget."""
+
+    per_second: float
+    burst: int | None = None
+
+    def __post_init__(self) -> None:
+        _number(self.per_second, "rate_limit.per_second", minimum=0)
+        if self.per_second > 100_000:
+            raise InvalidFieldError("rate_limit.per_second: at most 100000", field="rate_limit")
+        if self.burst is not None:
+            _integer(self.burst, "rate_limit.burst", minimum=1)
+
+    @property
+    def capacity(self) -> int:
+        return self.burst if self.burst is not None else max(1, math.ceil(self.per_second))
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return {"per_second": self.per_second, "burst": self.burst}
 
 
 @dataclass(frozen=True, slots=True)

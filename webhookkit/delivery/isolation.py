@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from ..config import IsolationConfig
+from ..config import IsolationConfig, RateLimit
 from .records import Delivery
 
 __all__ = ["EndpointGate", "IsolationConfig"]
+
+
+@dataclass
+class _Bucket:
+    """A token bucket: ``tokens`` as of ``at``, refilled at the limit's rate."""
+
+    limit: RateLimit
+    tokens: float
+    at: datetime
 
 
 @dataclass
@@ -27,6 +36,9 @@ class _Endpoint:
     failures: int = 0
     open_until: datetime | None = None
     probing: bool = False
+    bucket: _Bucket | None = None
+    #: Rate-limited until then (no token left).
+    throttled_until: datetime | None = None
 
 
 class EndpointGate:
@@ -40,6 +52,7 @@ class EndpointGate:
         self.postponed = 0
         self.breaker_opened = 0
         self.breaker_closed = 0
+        self.throttled = 0
 
     def _ep(self, key: str) -> _Endpoint:
         return self._endpoints.setdefault(key, _Endpoint())
@@ -60,33 +73,71 @@ class EndpointGate:
                 or ep.active >= self.config.per_endpoint
                 or state == "open"
                 or (state == "half-open" and ep.probing)
+                or (ep.throttled_until is not None and ep.throttled_until > now)
             ):
                 out.add(key)
         return out
 
     def next_reopen(self, now: datetime) -> datetime | None:
-        """The earliest time an open breaker lets a probe through."""
+        """The earliest time an open breaker lets a probe through, or a rate-limited
+        endpoint gets its next token."""
         times = [
-            ep.open_until
+            when
             for ep in self._endpoints.values()
-            if ep.open_until is not None and ep.open_until > now
+            for when in (ep.open_until, ep.throttled_until)
+            if when is not None and when > now
         ]
         return min(times, default=None)
 
-    def admit(self, delivery: Delivery, now: datetime, slots_free: bool) -> str:
+    def _token(self, ep: _Endpoint, limit: RateLimit | None, now: datetime) -> bool:
+        """Take one send token of the endpoint's rate limit; False (and the time of the next
+        token in ``ep.throttled_until``) when none is left."""
+        if limit is None:
+            ep.bucket = ep.throttled_until = None
+            return True
+        bucket = ep.bucket
+        if bucket is None or bucket.limit != limit:
+            bucket = ep.bucket = _Bucket(limit, float(limit.capacity), now)
+        elapsed = (now - bucket.at).total_seconds()
+        if elapsed > 0:
+            bucket.tokens = min(float(limit.capacity), bucket.tokens + elapsed * limit.per_second)
+            bucket.at = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            ep.throttled_until = None
+            return True
+        wait = (1 - bucket.tokens) / limit.per_second
+        ep.throttled_until = now + timedelta(seconds=wait)
+        self.throttled += 1
+        return False
+
+    def throttle_time(self, key: str) -> datetime | None:
+        ep = self._endpoints.get(key)
+        return ep.throttled_until if ep else None
+
+    def admit(
+        self, delivery: Delivery, now: datetime, slots_free: bool, limit: RateLimit | None = None
+    ) -> str:
         """``"send"``, ``"hold"`` (wait locally for a slot), ``"excess"`` (the endpoint's local
-        queue is full: back to the store now) or ``"postpone"`` (breaker open: back to the
+        queue is full: back to the store now), ``"throttle"`` (its rate limit has no token:
+        back to the store until the next one) or ``"postpone"`` (breaker open: back to the
         store until it may probe) for a delivery just claimed."""
         ep = self._ep(delivery.webhook_id)
         state = self.state(delivery.webhook_id, now)
         if state == "open":
             self.postponed += 1
             return "postpone"
+        if ep.throttled_until is not None and ep.throttled_until > now:
+            return "throttle"
         if state == "half-open" and not ep.probing and slots_free:
+            if not self._token(ep, limit, now):
+                return "throttle"
             ep.probing = True
             ep.active += 1
             return "send"
         if state == "closed" and slots_free and ep.active < self.config.per_endpoint:
+            if not self._token(ep, limit, now):
+                return "throttle"
             ep.active += 1
             return "send"
         if len(ep.held) >= self.config.per_endpoint:
@@ -102,10 +153,12 @@ class EndpointGate:
         """A held delivery whose endpoint may take one more send now."""
         for key, ep in self._holding.items():  # only endpoints holding deliveries
             state = self.state(key, now)
-            if state == "half-open" and not ep.probing:
-                ep.probing = True
-            elif state != "closed" or ep.active >= self.config.per_endpoint:
+            probe = state == "half-open" and not ep.probing
+            if not probe and (state != "closed" or ep.active >= self.config.per_endpoint):
                 continue
+            if not self._token(ep, ep.bucket.limit if ep.bucket else None, now):
+                continue  # rate-limited: the loop wakes when the next token comes
+            ep.probing = ep.probing or probe
             ep.active += 1
             self.held_count -= 1
             delivery = ep.held.popleft()

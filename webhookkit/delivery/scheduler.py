@@ -25,7 +25,7 @@ from .._sanitize import sanitize_headers, sanitize_text
 from .._secret import redact_url
 from ..apps import App, Webhook
 from ..clock import Clock
-from ..config import DeliveryConfig
+from ..config import DeliveryConfig, RateLimit
 from ..events import EventRegistry
 from ..exceptions import DeliveryError, StoreError, WebhookKitError
 from ..observability import AttemptObservation, Hooks, call_hook
@@ -71,6 +71,8 @@ class DeliveryStats:
     released: int = 0
     #: Store calls that failed (claim, release, record); each was retried.
     store_errors: int = 0
+    #: Claimed deliveries handed back because their webhook was over its rate limit.
+    throttled: int = 0
     #: Subscribed webhooks that got no delivery, by reason ("app lacks permission ...").
     skipped: dict[str, int] = field(default_factory=dict)
 
@@ -513,10 +515,16 @@ class Scheduler:
             claimed = batch.deliveries
             postponed: list[Delivery] = []
             excess: list[str] = []
+            throttled: dict[datetime, list[str]] = {}
             for delivery in claimed:
                 if delivery.id in self._active_ids:
                     continue  # its lease ran out while we still hold it: not a new delivery
-                verdict = self.gate.admit(delivery, now, len(self._inflight) < self._concurrency)
+                verdict = self.gate.admit(
+                    delivery,
+                    now,
+                    len(self._inflight) < self._concurrency,
+                    self._rate_limit(delivery),
+                )
                 if verdict == "send":
                     self._use_payload(delivery, batch.payloads)
                     self._start(delivery)
@@ -525,8 +533,16 @@ class Scheduler:
                     self._active_ids.add(delivery.id)
                 elif verdict == "excess":
                     excess.append(delivery.id)
+                elif verdict == "throttle":
+                    until = self.gate.throttle_time(delivery.webhook_id) or now
+                    throttled.setdefault(until, []).append(delivery.id)
                 else:
                     postponed.append(delivery)
+            for until, ids in throttled.items():
+                # Over its rate limit: pending in the store until its next token, no attempt,
+                # no retry budget spent.
+                await self._store.release(ids, until=until)
+                self.stats.throttled += len(ids)
             if excess:
                 # Its endpoint already has a full local queue: back to the store at once (no
                 # attempt, budget unchanged) so deliveries to other endpoints get the room.
@@ -568,6 +584,14 @@ class Scheduler:
         for until, ids in by_until.items():
             await self._store.release(ids, until=until)
         self.stats.postponed += len(deliveries)
+
+    def _rate_limit(self, delivery: Delivery) -> RateLimit | None:
+        """The webhook's own rate limit, else its app's default."""
+        webhook = self._catalog.webhook(delivery.webhook_id)
+        if webhook is not None and webhook.rate_limit is not None:
+            return webhook.rate_limit
+        app = self._catalog.app(delivery.app_id)
+        return app.rate_limit if app is not None else None
 
     def _use_payload(self, delivery: Delivery, payloads: dict[str, Payload]) -> None:
         """Keep the claimed payload while a delivery of it is held or in flight."""

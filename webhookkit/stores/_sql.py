@@ -21,7 +21,7 @@ from typing import Any, Final, Protocol
 
 from .._secret import Secret
 from ..apps import App, AppToken, Webhook
-from ..config import Timeouts
+from ..config import RateLimit, Timeouts
 from ..delivery.records import (
     Attempt,
     AttemptResult,
@@ -33,7 +33,7 @@ from ..delivery.records import (
 from ..exceptions import StoreError
 from ..filters import filter_from_json
 from ..installations import AppInstallation, InstallationStatus
-from .base import DeliveryQuery, StoredKey
+from .base import DeliveryQuery, IdempotencyKey, StoredKey
 
 __all__ = ["MIGRATIONS", "POSTGRES", "SCHEMA_VERSION", "SQLITE", "Dialect", "Migration", "Row"]
 
@@ -360,6 +360,29 @@ MIGRATIONS: Final = (
         "webhook payload filters",
         ("ALTER TABLE webhookkit_webhooks ADD COLUMN payload_filter {json}",),
     ),
+    Migration(
+        8,
+        "idempotency keys",
+        (
+            # delivery_ids is JSON text (not {json}): every outbox driver binds a str to it.
+            """CREATE TABLE webhookkit_idempotency_keys (
+                idempotency_key TEXT PRIMARY KEY,
+                delivery_ids TEXT NOT NULL,
+                created_at {ts} NOT NULL,
+                expires_at {ts} NOT NULL
+            )""",
+            """CREATE INDEX webhookkit_idempotency_keys_expires
+                ON webhookkit_idempotency_keys (expires_at)""",
+        ),
+    ),
+    Migration(
+        9,
+        "rate limits on apps and webhooks",
+        (
+            "ALTER TABLE webhookkit_apps ADD COLUMN rate_limit {json}",
+            "ALTER TABLE webhookkit_webhooks ADD COLUMN rate_limit {json}",
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -376,12 +399,13 @@ def pending_migrations(current: int) -> tuple[Migration, ...]:
 
 # -- queries ------------------------------------------------------------------------------------
 
-APP_COLUMNS: Final = "id, name, is_active, permissions, identifier, created_at"
+APP_COLUMNS: Final = "id, name, is_active, permissions, identifier, created_at, rate_limit"
 TOKEN_COLUMNS: Final = "id, app_id, name, token_hash, last_4, created_at"
 WEBHOOK_COLUMNS: Final = (
     "id, app_id, target_url, name, is_active, events, subscription_query, secret_key, "
     "payload_filter, "
-    "custom_headers, query_events, signing_profile, timeouts, created_at, ordered, identifier"
+    "custom_headers, query_events, signing_profile, timeouts, created_at, ordered, identifier, "
+    "rate_limit"
 )
 PAYLOAD_COLUMNS: Final = "id, event, body, created_at"
 DELIVERY_COLUMNS: Final = (
@@ -703,6 +727,7 @@ def app_params(d: Dialect, app: App) -> tuple[Any, ...]:
         _dump(sorted(app.permissions)),
         app.identifier,
         d.ts(app.created_at),
+        _rate(app.rate_limit),
     )
 
 
@@ -714,6 +739,7 @@ def row_to_app(d: Dialect, row: Row) -> App:
         permissions=_names(row["permissions"]),
         identifier=row["identifier"],
         created_at=d.dt(row["created_at"]),
+        rate_limit=_row_rate(row["rate_limit"]),
     )
 
 
@@ -758,7 +784,19 @@ def webhook_params(d: Dialect, webhook: Webhook) -> tuple[Any, ...]:
         d.ts(webhook.created_at),
         webhook.ordered,
         webhook.identifier,
+        _rate(webhook.rate_limit),
     )
+
+
+def _rate(limit: RateLimit | None) -> str | None:
+    return None if limit is None else _dump(limit.to_json())
+
+
+def _row_rate(value: Any) -> RateLimit | None:
+    if value is None:
+        return None
+    data = json.loads(value) if isinstance(value, str) else value
+    return RateLimit(per_second=float(data["per_second"]), burst=data.get("burst"))
 
 
 def row_to_webhook(d: Dialect, row: Row) -> Webhook:
@@ -782,6 +820,7 @@ def row_to_webhook(d: Dialect, row: Row) -> Webhook:
         created_at=d.dt(row["created_at"]),
         ordered=bool(row["ordered"]),
         identifier=row["identifier"],
+        rate_limit=_row_rate(row["rate_limit"]),
     )
 
 
@@ -1016,3 +1055,41 @@ def row_to_stored_key(d: Dialect, row: Row) -> StoredKey:
         created_at=_required(d, row["created_at"]),
         updated_at=_required(d, row["updated_at"]),
     )
+
+
+# -- idempotency keys (kit.trigger(..., idempotency_key=...)) ---------------------------------
+
+# Inserts the key, or takes over an expired row for it; RETURNING gives a row only then. A
+# concurrent insert of the same key waits for the other transaction (unique index): after
+# its commit no row comes back (read the winner's ids), after its rollback this one inserts.
+CLAIM_IDEMPOTENCY_KEY: Final = """
+    INSERT INTO webhookkit_idempotency_keys
+        (idempotency_key, delivery_ids, created_at, expires_at) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (idempotency_key) DO UPDATE SET delivery_ids = excluded.delivery_ids,
+        created_at = excluded.created_at, expires_at = excluded.expires_at
+    WHERE webhookkit_idempotency_keys.expires_at <= excluded.created_at
+    RETURNING idempotency_key"""
+SELECT_IDEMPOTENCY_KEY: Final = (
+    "SELECT delivery_ids FROM webhookkit_idempotency_keys WHERE idempotency_key = $1"
+)
+FIND_IDEMPOTENCY_KEY: Final = (
+    "SELECT delivery_ids FROM webhookkit_idempotency_keys "
+    "WHERE idempotency_key = $1 AND expires_at > $2"
+)
+PURGE_IDEMPOTENCY_KEYS: Final = f"""
+    DELETE FROM webhookkit_idempotency_keys WHERE idempotency_key IN (
+        SELECT idempotency_key FROM webhookkit_idempotency_keys WHERE expires_at <= $1
+        LIMIT {PURGE_BATCH})"""
+KEY_VANISHED: Final = (
+    "idempotency_key: the key was taken by a trigger whose row is gone (purged by a clock "
+    "far ahead of this one?); try again"
+)
+
+
+def idempotency_key_params(d: Dialect, key: IdempotencyKey) -> tuple[Any, ...]:
+    return (key.key, _dump(list(key.delivery_ids)), d.ts(key.created_at), d.ts(key.expires_at))
+
+
+def delivery_ids_of(value: str) -> list[str]:
+    """The ``delivery_ids`` column back to a list."""
+    return [str(i) for i in json.loads(value)]
