@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -77,6 +78,7 @@ async def test_a_worker_rides_out_a_postgresql_restart(
         done = await kit.wait_for(ids, timeout=90)
         assert all(d.status is DeliveryStatus.SUCCESS for d in done)
         assert await store.count_pending() == 0
+    await store.aclose()
     assert counting_receiver.distinct == 420
     outage = [r for r in caplog.records if "store unavailable" in r.getMessage()]
     recovered = [r for r in caplog.records if "reachable again" in r.getMessage()]
@@ -189,12 +191,15 @@ class SlowHTTPTransport(HTTPTransport):
 async def test_back_pressure_counts_what_other_workers_finish(
     pg_dsn: str, counting_receiver: CountingReceiver, workers: Workers
 ) -> None:
+    store = PostgresStore(pg_dsn, max_size=4)
     kit = WebhookKit(
-        store=PostgresStore(pg_dsn, max_size=4),
+        store=store,
         transports=[SlowHTTPTransport(allow_addresses=LOOPBACK)],
         delivery=DeliveryConfig(max_queued=20, concurrency=1, batch_size=1),
     )
-    async with kit:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(store.aclose)
+        await stack.enter_async_context(kit)
         await subscribe(kit, counting_receiver.url)
         await workers.start(pg_dsn, concurrency=20, lease=30.0, poll=0.1)
         ids: list[str] = []
@@ -210,12 +215,15 @@ async def test_back_pressure_counts_what_other_workers_finish(
 async def test_rolled_back_outbox_triggers_give_their_room_back(
     pg_dsn: str, counting_receiver: CountingReceiver
 ) -> None:
+    store = PostgresStore(pg_dsn, max_size=4)
     kit = WebhookKit(
-        store=PostgresStore(pg_dsn, max_size=4),
+        store=store,
         transports=[HTTPTransport(allow_addresses=LOOPBACK)],
         delivery=DeliveryConfig(max_queued=20, poll_interval=0.1),
     )
-    async with kit:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(store.aclose)
+        await stack.enter_async_context(kit)
         await subscribe(kit, counting_receiver.url)
         conn = await asyncpg.connect(pg_dsn)
         try:

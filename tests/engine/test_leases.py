@@ -57,6 +57,7 @@ async def test_two_workers_never_send_a_held_delivery_twice(
     finally:
         for worker in workers:
             await worker.aclose()
+            await worker.store.aclose()
         await queue.aclose()
         await queue.store.aclose()
 

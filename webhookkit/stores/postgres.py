@@ -35,7 +35,7 @@ from ..delivery.records import (
 from ..exceptions import ConfigurationError, StoreError
 from ..installations import AppInstallation
 from . import _sql as q
-from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, IdempotencyKey, StoredKey
 
 __all__ = ["CHANNEL", "PostgresStore"]
 
@@ -207,6 +207,9 @@ class PostgresStore:
             return
         self._listener = None
         self.config_generation += 1  # changes may have been missed too
+        terminate = getattr(conn, "terminate", None)
+        if callable(terminate):
+            terminate()  # release the dead connection's socket now, not at garbage collection
         # Notifications may have been missed: let waiters look at the table themselves.
         self._wake()
         self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
@@ -319,34 +322,59 @@ class PostgresStore:
         payloads: Sequence[Payload],
         deliveries: Sequence[Delivery],
         *,
+        idempotency_key: IdempotencyKey | None = None,
         connection: Any = None,
-    ) -> None:
+    ) -> list[str] | None:
         """Write payloads and deliveries in one transaction and NOTIFY the workers.
 
         With ``connection`` (the host's open asyncpg, psycopg 3, SQLAlchemy or Django
         connection: see :mod:`webhookkit.stores._outbox`) the rows are written through it,
         inside the host's transaction if one is open (as a savepoint): they become visible,
         and the workers are notified, only when the host commits; a rollback leaves no trace.
+
+        ``idempotency_key``: see :meth:`webhookkit.stores.Store.add_deliveries`. The key row
+        goes first in the same transaction; a concurrent writer of the same key waits on the
+        unique index until this one commits (then it returns these ids) or rolls back (then
+        it writes its own).
         """
         if connection is not None:
             from ._outbox import awrite_outbox
 
             if self._pool is None:
                 await self.open()  # the schema must exist before the host writes into it
-            await awrite_outbox(connection, D, payloads, deliveries)
-            return
+            return await awrite_outbox(
+                connection, D, payloads, deliveries, idempotency_key=idempotency_key
+            )
         payload_rows = [q.payload_params(D, p) for p in payloads]
         delivery_rows = [q.delivery_params(D, d) for d in deliveries]
+        key_row = None if idempotency_key is None else q.idempotency_key_params(D, idempotency_key)
         async with self._conn("add_deliveries") as conn:
-            await self._write_deliveries(conn, payload_rows, delivery_rows)
+            return await self._write_deliveries(conn, payload_rows, delivery_rows, key_row)
+
+    async def find_idempotency_key(self, key: str, now: datetime) -> list[str] | None:
+        row = await self._fetchrow("find_idempotency_key", q.FIND_IDEMPOTENCY_KEY, key, D.ts(now))
+        return None if row is None else q.delivery_ids_of(row["delivery_ids"])
 
     async def _write_deliveries(
-        self, conn: Any, payload_rows: list[tuple[Any, ...]], delivery_rows: list[tuple[Any, ...]]
-    ) -> None:
+        self,
+        conn: Any,
+        payload_rows: list[tuple[Any, ...]],
+        delivery_rows: list[tuple[Any, ...]],
+        key_row: tuple[Any, ...] | None = None,
+    ) -> list[str] | None:
         pg = self._pg
         assert pg is not None
         try:
             async with conn.transaction():
+                if (
+                    key_row is not None
+                    and await conn.fetchrow(q.CLAIM_IDEMPOTENCY_KEY, *key_row) is None
+                ):
+                    # READ COMMITTED: this statement sees the winner's committed row.
+                    held = await conn.fetchrow(q.SELECT_IDEMPOTENCY_KEY, key_row[0])
+                    if held is None:
+                        raise StoreError(q.KEY_VANISHED)
+                    return q.delivery_ids_of(held["delivery_ids"])
                 if payload_rows:
                     await conn.executemany(q.INSERT_PAYLOAD, payload_rows)
                 if delivery_rows:
@@ -354,6 +382,7 @@ class PostgresStore:
                     await conn.execute(_NOTIFY, CHANNEL, str(len(delivery_rows)))
         except pg.ForeignKeyViolationError as exc:
             raise StoreError(q.MISSING_PAYLOAD) from exc
+        return None
 
     async def get_payload(self, payload_id: str) -> Payload | None:
         row = await self._fetchrow("get_payload", q.SELECT_PAYLOAD, payload_id)
@@ -500,6 +529,10 @@ class PostgresStore:
                     await conn.execute(payloads_sql, payload_ids)
             deleted += len(rows)
             if len(rows) < q.PURGE_BATCH:
+                break
+        while True:
+            status = await self._execute("purge", q.PURGE_IDEMPOTENCY_KEYS, D.ts(now))
+            if _count(status) < q.PURGE_BATCH:
                 return deleted
 
     # -- lifecycle ----------------------------------------------------------------------------
