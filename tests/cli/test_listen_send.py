@@ -177,3 +177,37 @@ async def test_send_signs_with_a_key_file_and_reports_refusals(
     )
     assert bad_json.returncode == 2 and "not JSON" in one_line_error(bad_json)
     assert len(receiver.received) == 2
+
+
+async def test_listen_verifies_jws_against_a_jwks_url(
+    receiver_factory: Callable[..., Awaitable[Receiver]], tmp_path: Path
+) -> None:
+    from aiohttp import web
+
+    from webhookkit.signing import KeySet, generate_key
+
+    key = generate_key("RS256")
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(key.private_pem())
+    jwks = json.dumps(KeySet.of(key).jwks())
+    shop = await receiver_factory()
+    shop.handler = lambda request, record: web.Response(text=jwks, content_type="application/json")
+    async with listening("--jwks-url", shop.url + "/.well-known/jwks.json") as (url, proc):
+        signed = await arun(
+            "send", url, "--event", "ORDER_PAID", "--key-file", str(pem),
+            "--allow-address", LOOPBACK,
+        )  # fmt: skip
+        other = tmp_path / "other.pem"
+        other.write_bytes(generate_key("RS256").private_pem())
+        forged = await arun(
+            "send", url, "--event", "ORDER_PAID", "--key-file", str(other),
+            "--allow-address", LOOPBACK,
+        )  # fmt: skip
+        code, out, _ = await stop(proc)
+    assert code == 0
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert forged.returncode == 1 and "< 401" in forged.stdout
+    first, second = out.split("\n[")
+    assert "order_paid  verified (JWS)" in first
+    assert "NOT VERIFIED" in second
+    assert shop.for_path("/.well-known/jwks.json")
