@@ -338,9 +338,18 @@ async def awrite_outbox(
     deliveries: Sequence[Delivery],
 ) -> None:
     """:func:`write_outbox` for async code: async drivers are awaited; a sync connection
-    (sqlite3, psycopg, SQLAlchemy sync, Django) is used directly, in the calling thread,
-    because those connections belong to the thread that made them."""
+    (sqlite3, psycopg, SQLAlchemy sync) is used directly, in the calling thread, because
+    those connections belong to the thread that made them. Django's is refused: Django
+    forbids it inside an event loop."""
     kind, target = _check(connection, dialect)
+    if kind == "django":
+        # Django refuses its ORM connections inside a running event loop.
+        raise ConfigurationError(
+            "connection: Django's connection is sync; queue from sync code with "
+            "webhookkit.integrations.django.trigger (or BlockingKit.trigger_sync), and from "
+            "an async view run the whole atomic() block through sync_to_async",
+            field="connection",
+        )
     if kind not in _ASYNC:
         write_outbox(connection, dialect, payloads, deliveries)
         return
