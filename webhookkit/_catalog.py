@@ -43,6 +43,8 @@ class Catalog:
         self._webhooks: dict[str, Webhook] = {}
         self._by_event: dict[str, list[Webhook]] = {}
         self._any: list[Webhook] = []
+        #: Webhooks webhookkit disabled for failing too long: their deliveries are held.
+        self.disabled: frozenset[str] = frozenset()
         self._lock = asyncio.Lock()
         self.reloads = 0
 
@@ -82,6 +84,7 @@ class Catalog:
                     by_event.setdefault(value, []).append(webhook)
         self._apps = {a.id: a for a in apps}
         self._webhooks = {w.id: w for w in webhooks}
+        self.disabled = frozenset(w.id for w in webhooks if w.disabled_at is not None)
         self._by_event = by_event
         self._any = any_events
 

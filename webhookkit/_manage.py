@@ -428,6 +428,8 @@ class WebhookManager:
             changes["filter"] = _filter(filter)
         if not isinstance(rate_limit, _Unset):
             changes["rate_limit"] = _rate_limit(rate_limit)
+        if changes.get("is_active") is True:
+            changes["disabled_at"] = None  # activated again: its held deliveries resume
         updated = dataclasses.replace(webhook, **changes)
         _check_subscribes(updated)
         await self._store.put_webhook(updated)

@@ -124,6 +124,9 @@ class Webhook:
     identifier: str | None = None
     #: At most this many deliveries a second (None: the app's default, else no limit).
     rate_limit: RateLimit | None = None
+    #: Set when webhookkit disabled the webhook after failing too long: its pending
+    #: deliveries are held (not failed) until it is activated again.
+    disabled_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.signing_profile == "standard-webhooks":

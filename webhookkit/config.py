@@ -144,9 +144,23 @@ class DeliveryConfig:
     drain_timeout: float = 30.0
     timeouts: Timeouts = field(default_factory=Timeouts)
     isolation: IsolationConfig = field(default_factory=IsolationConfig)
+    #: A webhook failing without a break this long is disabled (Svix: 5 days; None: never);
+    #: warnings at these fractions of it first (Outpost warns at 50/70/90 %).
+    disable_after: timedelta | None = timedelta(days=5)
+    disable_warnings: tuple[float, ...] = (0.5, 0.7, 0.9)
 
     def __post_init__(self) -> None:
         _integer(self.concurrency, "delivery.concurrency", minimum=1)
+        if self.disable_after is not None:
+            _duration(self.disable_after, "delivery.disable_after")
+        if not isinstance(self.disable_warnings, tuple) or not all(
+            isinstance(f, int | float) and not isinstance(f, bool) and 0 < f < 1
+            for f in self.disable_warnings
+        ):
+            raise InvalidFieldError(
+                "delivery.disable_warnings: a tuple of fractions between 0 and 1",
+                field="delivery",
+            )
         if self.batch_size is not None:
             _integer(self.batch_size, "delivery.batch_size", minimum=1)
         _duration(self.lease, "delivery.lease")

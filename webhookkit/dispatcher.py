@@ -58,6 +58,8 @@ DEFAULT_RETENTION = Retention()
 #: processes are seen within this; PostgreSQL's NOTIFY usually makes it immediate).
 CONFIG_REFRESH = 1.0
 _MAX_DOMAIN = 253
+#: webhookkit's own event, sent when it disables a webhook that kept failing.
+WEBHOOK_DISABLED = "WEBHOOK_DISABLED"
 #: The reason counted in ``kit.stats.skipped`` for webhooks whose payload filter said no.
 FILTERED = "filtered out by its payload filter"
 
@@ -116,6 +118,13 @@ class WebhookKit:
         if registry is not None and not isinstance(registry, EventRegistry):
             raise InvalidFieldError("registry: must be an EventRegistry", field="registry")
         self.registry = registry if registry is not None else default_registry()
+        if WEBHOOK_DISABLED.lower() not in self.registry:
+            # webhookkit's own operational event, so an operations app can subscribe to it.
+            self.registry.register(
+                WEBHOOK_DISABLED,
+                permission="MANAGE_APPS",
+                description="webhookkit disabled a webhook that kept failing",
+            )
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._owns_store = not (store is not None and not isinstance(store, str))
         self.store: Store = open_store(store)
@@ -162,6 +171,7 @@ class WebhookKit:
             durable=not isinstance(self.store, MemoryStore),
             hooks=self.hooks,
         )
+        self.scheduler.on_disabled = self._webhook_disabled
         # Sync webhooks (``request``): Saleor's optional response cache and per-app breaker.
         breaker = self.sync_config.breaker
         self.sync = SyncCaller(
@@ -259,6 +269,23 @@ class WebhookKit:
         if self._owns_store:
             await self.store.aclose()
 
+    async def _webhook_disabled(self, webhook: Webhook, failing_since: datetime) -> None:
+        """Tell subscribed apps (``WEBHOOK_DISABLED``) that a webhook was disabled."""
+        payload = {
+            "webhook": {
+                "id": webhook.id,
+                "name": webhook.name,
+                "app_id": webhook.app_id,
+                "target_url": redact_url(webhook.target_url),
+            },
+            "failing_since": failing_since.isoformat(),
+            "disabled_at": webhook.disabled_at.isoformat() if webhook.disabled_at else None,
+        }
+        try:
+            await self.trigger(WEBHOOK_DISABLED, payload=payload)
+        except Exception as exc:
+            log.warning("webhookkit: cannot queue WEBHOOK_DISABLED for %s: %s", webhook.id, exc)
+
     # -- configuration -----------------------------------------------------------------------
     def register_serializer(self, event: str | EventType | None, serializer: Serializer) -> None:
         """Build bodies for ``event`` (None: every event) from the trigger's ``subject``."""
@@ -323,6 +350,7 @@ class WebhookKit:
         app: App | str | None = None,
         connection: Any = None,
         ordering_key: str | None = None,
+        idempotency_key: str | None = None,
     ) -> list[str]:
         """Queue ``event`` for every webhook that receives it; returns the delivery ids.
 
@@ -337,6 +365,12 @@ class WebhookKit:
         ``payload`` (JSON-able object or JSON bytes) is sent as is; without it the body comes
         from the subscription query or the serializer registered for the event. ``app`` names
         the affected app for app lifecycle events, which go to that app only.
+
+        ``idempotency_key`` (Svix's ``Idempotency-Key``): a trigger repeating the key of one
+        made within :data:`webhookkit.stores.base.IDEMPOTENCY_WINDOW` (24 hours) creates
+        nothing and returns that trigger's delivery ids; of concurrent triggers with one key
+        exactly one writes. With ``connection`` the key is taken in the host's transaction,
+        so a rollback frees it again.
 
         A failing store raises :class:`StoreError` and nothing is written (the batch is one
         transaction).
@@ -357,6 +391,7 @@ class WebhookKit:
                 app=app,
                 connection=connection,
                 ordering_key=ordering_key,
+                idempotency_key=idempotency_key,
             )
 
     async def _trigger(
@@ -369,7 +404,10 @@ class WebhookKit:
         app: App | str | None,
         connection: Any,
         ordering_key: str | None,
+        idempotency_key: str | None,
     ) -> list[str]:
+        from .stores.base import IDEMPOTENCY_WINDOW, IdempotencyKey
+
         if connection is not None and not isinstance(self.store, PostgresStore | SQLiteStore):
             raise ConfigurationError(
                 "connection: writing through the host's transaction needs the PostgreSQL or "
@@ -378,23 +416,40 @@ class WebhookKit:
             )
         if ordering_key is not None and not isinstance(ordering_key, str):
             raise InvalidFieldError("ordering_key: must be a string", field="ordering_key")
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255:
+                raise InvalidFieldError(
+                    "idempotency_key: must be a string of 1 to 255 characters",
+                    field="idempotency_key",
+                )
+            if any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in idempotency_key):
+                raise InvalidFieldError(
+                    "idempotency_key: must be storable text (no NUL, no lone surrogate)",
+                    field="idempotency_key",
+                )
+            # The fast path: a repeated key costs this one read and builds no payload.
+            held = await self.store.find_idempotency_key(idempotency_key, self.clock.now())
+            if held is not None:
+                return held
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
             app = subject
         targets = await self._targets(event_type, app)
-        if not targets:
+        if not targets and idempotency_key is None:
             return []
         now = self.clock.now()
-        with self.hooks.instrumentation.build(event_type.value, len(targets)):
-            groups = await self.payloads.build(
-                PayloadRequest(
-                    event=event_type,
-                    subject=subject,
-                    payload=payload,
-                    targets=targets,
-                    issued_at=now,
-                    requestor=requestor,
+        groups = []
+        if targets:  # without any, a key still remembers the empty answer
+            with self.hooks.instrumentation.build(event_type.value, len(targets)):
+                groups = await self.payloads.build(
+                    PayloadRequest(
+                        event=event_type,
+                        subject=subject,
+                        payload=payload,
+                        targets=targets,
+                        issued_at=now,
+                        requestor=requestor,
+                    )
                 )
-            )
         groups, filtered = filter_targets(groups)
         if filtered:
             self.scheduler.stats.skip(FILTERED, len(filtered))
@@ -425,18 +480,27 @@ class WebhookKit:
                 problem = self._size_problem(webhook, group.body)
                 if problem is not None:
                     too_large.append((delivery, problem))
-        if not deliveries:
+        if not deliveries and idempotency_key is None:
             return []
+        claim = None
+        if idempotency_key is not None:
+            ids = tuple(d.id for d in deliveries)
+            claim = IdempotencyKey(idempotency_key, ids, now, now + IDEMPOTENCY_WINDOW)
         await self.scheduler.reserve(len(deliveries))
         try:
             if connection is not None:
                 assert isinstance(self.store, PostgresStore | SQLiteStore)
-                await self.store.add_deliveries(payloads, deliveries, connection=connection)
+                held = await self.store.add_deliveries(
+                    payloads, deliveries, idempotency_key=claim, connection=connection
+                )
             else:
-                await self.store.add_deliveries(payloads, deliveries)
+                held = await self.store.add_deliveries(payloads, deliveries, idempotency_key=claim)
         except BaseException:
             self.scheduler.unreserve(len(deliveries))
             raise
+        if held is not None:  # a concurrent trigger with the key wrote first: nothing new
+            self.scheduler.unreserve(len(deliveries))
+            return held
         self.hooks.instrumentation.queued(event_type.value, len(deliveries))
         if too_large and connection is None:
             await self._fail_too_large(too_large, now)

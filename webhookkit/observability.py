@@ -14,6 +14,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from .apps import Webhook
@@ -30,6 +31,8 @@ log = logging.getLogger("webhookkit")
 
 FailedCallback = Callable[[Delivery, Attempt], Any]
 BreakerCallback = Callable[[str, str], Any]
+DisabledCallback = Callable[[Webhook, datetime], Any]
+FailingCallback = Callable[[Webhook, float, datetime], Any]
 
 
 class AttemptObservation(Protocol):
@@ -115,17 +118,23 @@ class Hooks:
     - ``on_failed(delivery, attempt)``: a delivery failed for good (no retry left);
     - ``on_breaker(webhook_id, state)``: an endpoint's breaker opened (``"open"``) or closed
       (``"closed"``);
+    - ``on_failing(webhook, fraction, failing_since)``: a webhook has been failing without a
+      break for this fraction of ``DeliveryConfig.disable_after`` (once per fraction);
+    - ``on_disabled(webhook, failing_since)``: webhookkit disabled the webhook (its pending
+      deliveries are held until it is activated again);
     - ``instrumentation``: spans and metrics, e.g. ``webhookkit.otel.OpenTelemetry()``.
     """
 
     on_failed: FailedCallback | None = None
     on_breaker: BreakerCallback | None = None
+    on_failing: FailingCallback | None = None
+    on_disabled: DisabledCallback | None = None
     instrumentation: Instrumentation = field(default_factory=NoInstrumentation)
 
     def __post_init__(self) -> None:
         from .exceptions import InvalidFieldError
 
-        for name in ("on_failed", "on_breaker"):
+        for name in ("on_failed", "on_breaker", "on_failing", "on_disabled"):
             value = getattr(self, name)
             if value is not None and not callable(value):
                 raise InvalidFieldError(f"hooks.{name}: must be callable", field="hooks")

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -348,6 +349,11 @@ class Scheduler:
         self._max_queued = config.max_queued
         self._pending_estimate = 0
         self._instrument.observe_gauges(self._gauges)
+        # Failure streaks per webhook (see _track_streak); the kit sets on_disabled to send
+        # its WEBHOOK_DISABLED event.
+        self._failing: dict[str, datetime] = {}
+        self._warned: dict[str, float] = {}
+        self.on_disabled: Callable[[Webhook, datetime], Awaitable[None]] | None = None
 
     def _gauges(self) -> dict[str, float]:
         now = self._clock.now()
@@ -501,10 +507,10 @@ class Scheduler:
         """One claim round; True if another should follow at once."""
         now = self._clock.now()
         room = self._room()
-        blocked = self.gate.blocked(now)
+        await self._catalog.refresh()
+        blocked = self.gate.blocked(now) | self._catalog.disabled
         claimed: list[Delivery] = []
         if room > 0:
-            await self._catalog.refresh()
             batch = await self._store.claim_batch(
                 now,
                 limit=room,
@@ -559,7 +565,7 @@ class Scheduler:
         now = self._clock.now()
         next_due = await self._store.next_due()
         now = self._clock.now()
-        blocked = self.gate.blocked(now)
+        blocked = self.gate.blocked(now) | self._catalog.disabled
         if next_due is not None and next_due <= now:
             if self._room() > 0 and not blocked:
                 return  # due work appeared meanwhile
@@ -755,6 +761,14 @@ class Scheduler:
             log.warning("webhookkit: cannot look up delivery %s: %s", delivery.id, exc)
             self.stats.store_errors += 1
             return None, None
+        if webhook is not None and webhook.disabled_at is not None:
+            # Disabled after failing too long: held in the store, not failed, until the
+            # webhook is activated again.
+            try:
+                await self._store.release([delivery.id])
+            except Exception as exc:
+                log.warning("webhookkit: cannot hand back delivery %s: %s", delivery.id, exc)
+            return None, None
         reason = self._unsendable(delivery, webhook, app, payload)
         observed: AttemptObservation | None = None
         if reason is None:
@@ -791,7 +805,61 @@ class Scheduler:
             return None, None
         # Connection errors, timeouts and 5xx say the endpoint is unwell; any answer else
         # (2xx, 3xx, 4xx) says it is up.
-        return (not retryable if result is None or not result.ok else True), retry_at
+        healthy = not retryable if result is None or not result.ok else True
+        ok = result is not None and result.ok
+        if webhook is not None and self.config.disable_after is not None:
+            try:
+                await self._track_streak(webhook, ok, attempt.created_at)
+            except Exception as exc:
+                log.warning("webhookkit: cannot track webhook %s's failures: %s", webhook.id, exc)
+        return healthy, retry_at
+
+    async def _track_streak(self, webhook: Webhook, ok: bool, now: datetime) -> None:
+        """Follow a webhook's uninterrupted failures: warn at the configured fractions of
+        ``disable_after``, disable it when the streak reaches it. The streak's start is kept
+        in the store, so every worker and the next start agree on it."""
+        limit = self.config.disable_after
+        assert limit is not None
+        if ok:
+            if self._failing.pop(webhook.id, None) is not None:
+                self._warned.pop(webhook.id, None)
+                await self._store.clear_failing(webhook.id)
+            return
+        since = self._failing.get(webhook.id)
+        if since is None:
+            since = self._failing[webhook.id] = await self._store.mark_failing(webhook.id, now)
+        fraction = (now - since) / limit
+        for mark in sorted(self.config.disable_warnings):
+            if fraction >= mark > self._warned.get(webhook.id, 0.0):
+                self._warned[webhook.id] = mark
+                log.warning(
+                    "webhook %s has been failing since %s: %.0f%% of the %s after which it "
+                    "is disabled",
+                    webhook.id,
+                    since.isoformat(),
+                    mark * 100,
+                    limit,
+                    extra={"webhook_id": webhook.id, "app_id": webhook.app_id},
+                )
+                call_hook(self.hooks.on_failing, webhook, mark, since)
+        if fraction < 1:
+            return
+        current = self._catalog.webhook(webhook.id) or webhook
+        disabled = dataclasses.replace(current, is_active=False, disabled_at=now)
+        await self._store.put_webhook(disabled)
+        self._failing.pop(webhook.id, None)
+        self._warned.pop(webhook.id, None)
+        await self._store.clear_failing(webhook.id)
+        log.warning(
+            "webhook %s disabled: failing without a break since %s; its pending deliveries "
+            "are held until it is activated again",
+            webhook.id,
+            since.isoformat(),
+            extra={"webhook_id": webhook.id, "app_id": webhook.app_id},
+        )
+        call_hook(self.hooks.on_disabled, disabled, since)
+        if self.on_disabled is not None:
+            await self.on_disabled(disabled, since)
 
     def _unsendable(
         self,
@@ -811,6 +879,9 @@ class Scheduler:
             return "app is inactive"
         if payload is None:
             return "payload is missing"
+        max_age = self._retry.max_age
+        if max_age is not None and self._clock.now() - delivery.created_at > max_age:
+            return f"older than the retry policy's max_age ({max_age})"
         return None
 
     async def _record(

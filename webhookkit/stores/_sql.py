@@ -383,6 +383,17 @@ MIGRATIONS: Final = (
             "ALTER TABLE webhookkit_webhooks ADD COLUMN rate_limit {json}",
         ),
     ),
+    Migration(
+        10,
+        "webhooks disabled after failing too long; endpoint failure streaks",
+        (
+            "ALTER TABLE webhookkit_webhooks ADD COLUMN disabled_at {ts}",
+            """CREATE TABLE webhookkit_endpoint_failures (
+                webhook_id TEXT PRIMARY KEY,
+                failing_since {ts} NOT NULL
+            )""",
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -405,7 +416,7 @@ WEBHOOK_COLUMNS: Final = (
     "id, app_id, target_url, name, is_active, events, subscription_query, secret_key, "
     "payload_filter, "
     "custom_headers, query_events, signing_profile, timeouts, created_at, ordered, identifier, "
-    "rate_limit"
+    "rate_limit, disabled_at"
 )
 PAYLOAD_COLUMNS: Final = "id, event, body, created_at"
 DELIVERY_COLUMNS: Final = (
@@ -785,6 +796,7 @@ def webhook_params(d: Dialect, webhook: Webhook) -> tuple[Any, ...]:
         webhook.ordered,
         webhook.identifier,
         _rate(webhook.rate_limit),
+        d.ts(webhook.disabled_at),
     )
 
 
@@ -821,6 +833,7 @@ def row_to_webhook(d: Dialect, row: Row) -> Webhook:
         ordered=bool(row["ordered"]),
         identifier=row["identifier"],
         rate_limit=_row_rate(row["rate_limit"]),
+        disabled_at=d.dt(row["disabled_at"]),
     )
 
 
@@ -1093,3 +1106,15 @@ def idempotency_key_params(d: Dialect, key: IdempotencyKey) -> tuple[Any, ...]:
 def delivery_ids_of(value: str) -> list[str]:
     """The ``delivery_ids`` column back to a list."""
     return [str(i) for i in json.loads(value)]
+
+
+# -- endpoint failure streaks (webhooks disabled after failing too long) -----------------------
+
+#: Start a streak unless one is running; the streak's start comes back either way.
+MARK_FAILING: Final = """
+    INSERT INTO webhookkit_endpoint_failures (webhook_id, failing_since) VALUES ($1, $2)
+    ON CONFLICT (webhook_id) DO NOTHING"""
+SELECT_FAILING: Final = (
+    "SELECT failing_since FROM webhookkit_endpoint_failures WHERE webhook_id = $1"
+)
+CLEAR_FAILING: Final = "DELETE FROM webhookkit_endpoint_failures WHERE webhook_id = $1"

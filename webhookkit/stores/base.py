@@ -20,7 +20,9 @@ from ..installations import AppInstallation
 
 __all__ = [
     "DEFAULT_KEEP_FAILED",
+    "IDEMPOTENCY_WINDOW",
     "DeliveryQuery",
+    "IdempotencyKey",
     "KeyNotifier",
     "KeyStore",
     "Retention",
@@ -93,9 +95,22 @@ class Store(Protocol):
 
     # deliveries --------------------------------------------------------------------------
     async def add_deliveries(
-        self, payloads: Sequence[Payload], deliveries: Sequence[Delivery]
-    ) -> None:
-        """Write payloads and their deliveries in one batch, all or nothing."""
+        self,
+        payloads: Sequence[Payload],
+        deliveries: Sequence[Delivery],
+        *,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> list[str] | None:
+        """Write payloads and their deliveries in one batch, all or nothing.
+
+        With ``idempotency_key`` the key row (holding the ids of ``deliveries``) is written in
+        the same batch, unless an unexpired row for that key exists: then nothing is written
+        and the ids that row holds are returned. None means the batch was written.
+        """
+        ...
+
+    async def find_idempotency_key(self, key: str, now: datetime) -> list[str] | None:
+        """The delivery ids kept for ``key`` if it has not expired at ``now``, else None."""
         ...
 
     async def get_payload(self, payload_id: str) -> Payload | None: ...
@@ -160,6 +175,15 @@ class Store(Protocol):
     async def poll_config(self) -> None:
         """Look for configuration changes made by other processes (bumps
         :attr:`config_generation` if there were any); cheap: one small read."""
+        ...
+
+    async def mark_failing(self, webhook_id: str, now: datetime) -> datetime:
+        """Start the webhook's failure streak at ``now`` unless one is running; returns the
+        streak's start (shared by every process)."""
+        ...
+
+    async def clear_failing(self, webhook_id: str) -> None:
+        """End the webhook's failure streak (it answered well)."""
         ...
 
     async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
@@ -291,3 +315,22 @@ class KeyNotifier(Protocol):
         ...
 
     def remove_keys_listener(self, callback: Callable[[], None]) -> None: ...
+
+
+# -- idempotent triggers (kit.trigger(..., idempotency_key=...)) -------------------------------
+
+#: How long ``kit.trigger(..., idempotency_key=k)`` keeps answering with the deliveries of
+#: the first trigger with ``k`` (Svix keeps an ``Idempotency-Key`` 24 hours too). Expired keys
+#: are deleted by :meth:`Store.purge`.
+IDEMPOTENCY_WINDOW: Final = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """The key row a trigger writes with its deliveries: ``key`` answers with
+    ``delivery_ids`` until ``expires_at``."""
+
+    key: str
+    delivery_ids: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime

@@ -19,7 +19,7 @@ from ..delivery.records import (
 )
 from ..exceptions import StoreError
 from ..installations import AppInstallation
-from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, IdempotencyKey, StoredKey
 
 __all__ = ["MemoryStore"]
 
@@ -123,6 +123,8 @@ class MemoryStore:
         # Pending deliveries of ordered webhooks, per (webhook, key), in trigger order.
         self._chains: dict[tuple[str, str], deque[str]] = {}
         self._pending = 0
+        self._failing: dict[str, datetime] = {}
+        self._idempotency: dict[str, IdempotencyKey] = {}
         self._closed = False
         #: Bumped on every app/webhook write (see :class:`webhookkit._catalog.Catalog`).
         self.config_generation = 0
@@ -193,11 +195,28 @@ class MemoryStore:
     async def poll_config(self) -> None:
         """Nothing to poll: every change goes through this object."""
 
+    async def mark_failing(self, webhook_id: str, now: datetime) -> datetime:
+        self._check()
+        return self._failing.setdefault(webhook_id, now)
+
+    async def clear_failing(self, webhook_id: str) -> None:
+        self._failing.pop(webhook_id, None)
+
     # deliveries --------------------------------------------------------------------------
     async def add_deliveries(
-        self, payloads: Sequence[Payload], deliveries: Sequence[Delivery]
-    ) -> None:
+        self,
+        payloads: Sequence[Payload],
+        deliveries: Sequence[Delivery],
+        *,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> list[str] | None:
         self._check()
+        # No await from the key check to the last write: concurrent triggers with one key
+        # in this event loop are serial here, so exactly one writes.
+        if idempotency_key is not None:
+            held = self._idempotency.get(idempotency_key.key)
+            if held is not None and held.expires_at > idempotency_key.created_at:
+                return list(held.delivery_ids)
         new = {p.id for p in payloads}
         for delivery in deliveries:
             if delivery.payload_id not in new and delivery.payload_id not in self._payloads:
@@ -212,6 +231,14 @@ class MemoryStore:
             if delivery.status is DeliveryStatus.PENDING:
                 self._pending += 1
                 self._enqueue(delivery)
+        if idempotency_key is not None:
+            self._idempotency[idempotency_key.key] = idempotency_key
+        return None
+
+    async def find_idempotency_key(self, key: str, now: datetime) -> list[str] | None:
+        self._check()
+        held = self._idempotency.get(key)
+        return list(held.delivery_ids) if held is not None and held.expires_at > now else None
 
     def _enqueue(self, delivery: Delivery) -> None:
         """Index a pending delivery; an ordered one waits behind earlier ones of its key."""
@@ -428,6 +455,8 @@ class MemoryStore:
         still_used = {d.payload_id for d in self._deliveries.values()}
         for payload_id in {d.payload_id for d in gone} - still_used:
             self._payloads.pop(payload_id, None)
+        for key in [k for k, held in self._idempotency.items() if held.expires_at <= now]:
+            del self._idempotency[key]
         return len(gone)
 
     async def open(self) -> None:

@@ -308,6 +308,16 @@ class PostgresStore:
         self.config_generation += 1
         return deleted
 
+    async def mark_failing(self, webhook_id: str, now: datetime) -> datetime:
+        async with self._conn("mark_failing") as conn, conn.transaction():
+            await conn.execute(q.MARK_FAILING, webhook_id, D.ts(now))
+            since = D.dt(await conn.fetchval(q.SELECT_FAILING, webhook_id))
+        assert since is not None
+        return since
+
+    async def clear_failing(self, webhook_id: str) -> None:
+        await self._execute("clear_failing", q.CLEAR_FAILING, webhook_id)
+
     async def poll_config(self) -> None:
         row = await self._fetchrow("poll_config", q.SELECT_CONFIG_VERSION)
         version = int(row["version"]) if row is not None else 0

@@ -29,7 +29,7 @@ from ..delivery.records import (
 from ..exceptions import InvalidFieldError, StoreError
 from ..installations import AppInstallation
 from . import _sql as q
-from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, StoredKey
+from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, IdempotencyKey, StoredKey
 
 __all__ = ["SQLiteStore"]
 
@@ -219,6 +219,21 @@ class SQLiteStore:
         self.config_generation += 1
         return cursor.rowcount > 0
 
+    async def mark_failing(self, webhook_id: str, now: datetime) -> datetime:
+        params = (webhook_id, D.ts(now))
+
+        def work(conn: sqlite3.Connection) -> object:
+            with _transaction(conn):
+                conn.execute(D.sql(q.MARK_FAILING), params)
+                return conn.execute(D.sql(q.SELECT_FAILING), (webhook_id,)).fetchone()[0]
+
+        since = D.dt(await self._run(work))
+        assert since is not None
+        return since
+
+    async def clear_failing(self, webhook_id: str) -> None:
+        await self._run(lambda c: c.execute(D.sql(q.CLEAR_FAILING), (webhook_id,)))
+
     async def poll_config(self) -> None:
         row = await self._run(lambda c: c.execute(q.SELECT_CONFIG_VERSION).fetchone())
         version = int(row["version"]) if row is not None else 0
@@ -233,36 +248,58 @@ class SQLiteStore:
         payloads: Sequence[Payload],
         deliveries: Sequence[Delivery],
         *,
+        idempotency_key: IdempotencyKey | None = None,
         connection: Any = None,
-    ) -> None:
+    ) -> list[str] | None:
         """Write payloads and deliveries in one transaction.
 
         With ``connection`` (the host's ``sqlite3.Connection``, SQLAlchemy connection or
         Django connection to this store's file: see :mod:`webhookkit.stores._outbox`) the
         rows are written through it, in the host's open transaction: workers see them when
         the host commits (they poll), and a rollback leaves no trace.
+
+        ``idempotency_key``: see :meth:`webhookkit.stores.Store.add_deliveries`; the key row
+        is written in the same transaction (SQLite's single writer makes racing keys serial).
         """
         if connection is not None:
             from ._outbox import awrite_outbox
 
             if self._conn is None:
                 await self.open()  # the schema must exist before the host writes into it
-            await awrite_outbox(connection, D, payloads, deliveries)
-            return
+            return await awrite_outbox(
+                connection, D, payloads, deliveries, idempotency_key=idempotency_key
+            )
         payload_rows = [q.payload_params(D, p) for p in payloads]
         delivery_rows = [q.delivery_params(D, d) for d in deliveries]
+        key_row = None if idempotency_key is None else q.idempotency_key_params(D, idempotency_key)
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: sqlite3.Connection) -> list[str] | None:
             try:
                 with _transaction(conn):
+                    if key_row is not None:
+                        taken = conn.execute(D.sql(q.CLAIM_IDEMPOTENCY_KEY), key_row).fetchone()
+                        if taken is None:
+                            held = conn.execute(
+                                D.sql(q.SELECT_IDEMPOTENCY_KEY), key_row[:1]
+                            ).fetchone()
+                            if held is None:
+                                raise StoreError(q.KEY_VANISHED)
+                            return q.delivery_ids_of(held["delivery_ids"])
                     conn.executemany(D.sql(q.INSERT_PAYLOAD), payload_rows)
                     conn.executemany(D.sql(q.INSERT_DELIVERY), delivery_rows)
             except sqlite3.IntegrityError as exc:
                 if "FOREIGN KEY" in str(exc):
                     raise StoreError(q.MISSING_PAYLOAD) from exc
                 raise
+            return None
 
-        await self._run(work)
+        return await self._run(work)
+
+    async def find_idempotency_key(self, key: str, now: datetime) -> list[str] | None:
+        row = await self._run(
+            lambda c: c.execute(D.sql(q.FIND_IDEMPOTENCY_KEY), (key, D.ts(now))).fetchone()
+        )
+        return None if row is None else q.delivery_ids_of(row["delivery_ids"])
 
     async def get_payload(self, payload_id: str) -> Payload | None:
         row = await self._run(
@@ -436,13 +473,20 @@ class SQLiteStore:
                     conn.execute(q.purge_payloads_sql(D), (D.id_list(payload_ids),))
             return len(rows)
 
+        def key_batch(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                return conn.execute(D.sql(q.PURGE_IDEMPOTENCY_KEYS), (D.ts(now),)).rowcount
+
         # One transaction per batch, so other work interleaves with a long purge.
         deleted = 0
         while True:
             count = await self._run(batch)
             deleted += count
             if count < q.PURGE_BATCH:
-                return deleted
+                break
+        while await self._run(key_batch) >= q.PURGE_BATCH:
+            pass
+        return deleted
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:
