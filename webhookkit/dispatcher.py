@@ -38,10 +38,10 @@ from .exceptions import (
     WaitTimeoutError,
 )
 from .filters import filter_targets
+from .keyring import KeySetHandle, local_key_set, open_key_set
 from .observability import Hooks, call_hook
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
-from .signing.stored import KeySetHandle, local_key_set, open_key_set
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from .stores.base import Retention
 from .transports._limits import check_body_size

@@ -28,8 +28,7 @@ from stores.pgcluster import PostgresCluster
 
 from engine.procs import WebProcess, Workers, start_web, wait_until
 from webhookkit.exceptions import ConfigurationError, InvalidKeyError
-from webhookkit.signing import KeySet, KeyState, generate_key
-from webhookkit.signing.stored import (
+from webhookkit.keyring import (
     ENCRYPTION_KEY_ENV,
     LocalKeySet,
     StoredKeySet,
@@ -37,6 +36,7 @@ from webhookkit.signing.stored import (
     local_key_set,
     open_key_set,
 )
+from webhookkit.signing import KeySet, KeyState, generate_key
 from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore
 from webhookkit.stores.base import StoredKey
 

@@ -87,7 +87,7 @@ class SigningKey(abc.ABC):
     kid: str
     #: True for a key made by :meth:`generate` in this process (never loaded from a PEM): it
     #: dies with the process, so a durable store shared by several processes must not rely
-    #: on it (see :mod:`webhookkit.signing.stored`).
+    #: on it (see :mod:`webhookkit.keyring`).
     ephemeral: bool = False
 
     def __init__(self, public_members: Mapping[str, str]) -> None:

@@ -299,7 +299,7 @@ MIGRATIONS: Final = (
         "signing keys kept in the store; stable webhook identifiers",
         (
             # One row per JWS key; private_key is PKCS#8 PEM, or AES-256-GCM of it when
-            # encryption is 'aes-256-gcm' (see webhookkit.signing.stored).
+            # encryption is 'aes-256-gcm' (see webhookkit.keyring).
             """CREATE TABLE webhookkit_signing_keys (
                 kid TEXT PRIMARY KEY,
                 alg TEXT NOT NULL,
@@ -1011,7 +1011,7 @@ def row_to_installation(d: Dialect, row: Row) -> AppInstallation:
     )
 
 
-# -- signing keys kept in the store (webhookkit.signing.stored) -------------------------------
+# -- signing keys kept in the store (webhookkit.keyring) -------------------------------
 
 #: PostgreSQL channel announcing a change of the stored signing keys (payload: new version).
 KEYS_CHANNEL: Final = "webhookkit_keys"

@@ -242,7 +242,7 @@ class WorkNotifier(Protocol):
     def remove_work_listener(self, callback: Callable[[], None]) -> None: ...
 
 
-# -- signing keys kept in the store (webhookkit.signing.stored) -------------------------------
+# -- signing keys kept in the store (webhookkit.keyring) -------------------------------
 
 
 @dataclass(frozen=True, slots=True)

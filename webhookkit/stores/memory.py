@@ -494,7 +494,7 @@ class MemoryStore:
             f"deliveries={len(self._deliveries)})"
         )
 
-    # -- signing keys (webhookkit.signing.stored) -------------------------------------------
+    # -- signing keys (webhookkit.keyring) -------------------------------------------
     def _key_rows(self) -> dict[str, StoredKey]:
         # Created on first use, so this section needs nothing from ``__init__``.
         rows: dict[str, StoredKey] | None = getattr(self, "_signing_keys", None)

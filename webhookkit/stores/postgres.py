@@ -588,7 +588,7 @@ class PostgresStore:
         state = "closed" if self._closed else "open" if self._pool is not None else "new"
         return f"PostgresStore(dsn={_redact_dsn(self._dsn)!r}, {state})"
 
-    # -- signing keys (webhookkit.signing.stored) -------------------------------------------
+    # -- signing keys (webhookkit.keyring) -------------------------------------------
     async def load_keys(self) -> list[StoredKey]:
         rows = await self._fetch("load_keys", q.LIST_SIGNING_KEYS)
         return [q.row_to_stored_key(D, r) for r in rows]

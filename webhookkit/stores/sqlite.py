@@ -528,7 +528,7 @@ class SQLiteStore:
         state = "closed" if self._closed else "open" if self._conn is not None else "new"
         return f"SQLiteStore(path={self.path!r}, {state})"
 
-    # -- signing keys (webhookkit.signing.stored) -------------------------------------------
+    # -- signing keys (webhookkit.keyring) -------------------------------------------
     async def load_keys(self) -> list[StoredKey]:
         rows = await self._run(lambda c: c.execute(q.LIST_SIGNING_KEYS).fetchall())
         return [q.row_to_stored_key(D, r) for r in rows]

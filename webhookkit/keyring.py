@@ -27,12 +27,10 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .._secret import Secret
-from ..clock import Clock, SystemClock
-from ..exceptions import ConfigurationError, InvalidKeyError, StoreError
-from ..stores.base import KeyNotifier, KeyStore, Store, StoredKey
-from ..stores.memory import MemoryStore
-from .keys import (
+from ._secret import Secret
+from .clock import Clock, SystemClock
+from .exceptions import ConfigurationError, InvalidKeyError, StoreError
+from .signing.keys import (
     DEFAULT_RETIRE_AFTER,
     KeySet,
     KeyState,
@@ -41,6 +39,8 @@ from .keys import (
     generate_key,
     load_key,
 )
+from .stores.base import KeyNotifier, KeyStore, Store, StoredKey
+from .stores.memory import MemoryStore
 
 __all__ = [
     "DEFAULT_REFRESH",
