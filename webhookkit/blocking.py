@@ -194,7 +194,7 @@ class BlockingKit:
             raise InvalidFieldError("ordering_key: must be a string", field="ordering_key")
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
             app = subject
-        targets = self.run(kit._targets(event_type, app))
+        targets = self.run(self._lookup(event_type, app))
         if not targets:
             return []
         now = kit.clock.now()
@@ -226,6 +226,13 @@ class BlockingKit:
         else:
             self.run(kit.store.add_deliveries(payloads, deliveries))
         return [d.id for d in deliveries]
+
+    async def _lookup(self, event: EventType, app: App | str | None) -> list[tuple[Any, App]]:
+        # No config loop runs here (the kit is not started): read the store's configuration
+        # version on every trigger, one small query, so webhooks other processes changed
+        # count at once.
+        await self.kit.store.poll_config()
+        return await self.kit._targets(event, app)
 
     def _open_beside(self, connection: Any) -> None:
         """Open an SQLite store while the host's ``connection`` may hold the write lock."""

@@ -215,3 +215,14 @@ def test_an_sqlite_store_not_opened_before_the_hosts_write_says_what_to_do(
     finally:
         host.close()
         blocking.close()
+
+
+def test_webhooks_another_process_adds_count_at_the_next_trigger(tmp_path: Path) -> None:
+    path = tmp_path / "wk.db"
+    with BlockingKit(make_kit(path)) as blocking:
+        setup_webhooks(blocking, None)
+        assert len(blocking.trigger_sync("ORDER_CREATED", payload={"n": 1})) == 1
+        # Another process (its own kit on the same file) adds a second webhook.
+        with BlockingKit(make_kit(path)) as other:
+            setup_webhooks(other, None)
+        assert len(blocking.trigger_sync("ORDER_CREATED", payload={"n": 2})) == 2
