@@ -138,12 +138,30 @@ def test_usage_errors_exit_2() -> None:
     assert run("send").returncode == 2  # URL and --event are required
 
 
+def test_worker_needs_a_domain_and_a_shared_store(tmp_path: Path) -> None:
+    no_domain = run("worker", "--store", f"sqlite:///{tmp_path / 'w.db'}")
+    assert no_domain.returncode == 2 and "--domain" in no_domain.stderr
+    memory = run("worker", "--store", "memory://", "--domain", "shop.example.com")
+    assert memory.returncode != 0
+    assert "store: a worker needs a shared store" in memory.stderr
+    assert "Traceback" not in memory.stderr
+
+
 def test_worker_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
     import signal
 
     db = tmp_path / "hooks.db"
     with subprocess.Popen(
-        [*COMMAND, "worker", "--store", f"sqlite:///{db}", "--poll", "0.2"],
+        [
+            *COMMAND,
+            "worker",
+            "--store",
+            f"sqlite:///{db}",
+            "--domain",
+            "shop.example.com",
+            "--poll",
+            "0.2",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
