@@ -10,13 +10,12 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from ._catalog import Catalog
 from ._ids import new_id
 from ._manage import AppManager, WebhookManager
 from ._secret import redact_url
-from .apps import App, Webhook
+from .apps import App, Webhook, validate_api_url, validate_domain
 from .clock import Clock, SystemClock
 from .config import DeliveryConfig, SyncConfig
 from .delivery.records import (
@@ -57,7 +56,6 @@ DEFAULT_RETENTION = Retention()
 #: Seconds between looks at a durable store's configuration version (changes made by other
 #: processes are seen within this; PostgreSQL's NOTIFY usually makes it immediate).
 CONFIG_REFRESH = 1.0
-_MAX_DOMAIN = 253
 #: webhookkit's own event, sent when it disables a webhook that kept failing.
 WEBHOOK_DISABLED = "WEBHOOK_DISABLED"
 #: The reason counted in ``kit.stats.skipped`` for webhooks whose payload filter said no.
@@ -179,6 +177,7 @@ class WebhookKit:
             clock=self.clock,
             message=self.scheduler.message,
             cache_ttl=self.sync_config.cache_ttl,
+            cache_size=self.sync_config.cache_size,
             breaker=CircuitBreaker(self.clock, breaker) if breaker is not None else None,
         )
 
@@ -749,40 +748,23 @@ def _check_type(value: _T | None, kind: type[_T], name: str) -> _T | None:
     return value
 
 
-def _printable(text: str) -> bool:
-    return all(0x20 < ord(c) < 0x7F for c in text)
-
-
 def _check_domain(domain: Any) -> str:
-    """A bare host name (optionally with a port) for ``Saleor-Domain``."""
-    if (
-        not isinstance(domain, str)
-        or not domain
-        or len(domain) > _MAX_DOMAIN
-        or not _printable(domain)
-        or "/" in domain
-        or "@" in domain
-    ):
-        shown = repr(domain)[:80]
+    """A bare host name for ``Saleor-Domain``, in ASCII (it goes into a header as is)."""
+    checked = validate_domain(domain)
+    if not checked.isascii():
         raise InvalidFieldError(
-            f"domain: {shown} must be a bare host name such as 'shop.example.com' "
-            "(printable ASCII, no spaces, slashes or control characters)",
+            f"domain: {checked!r} must be ASCII; give an internationalised name in its IDNA "
+            "('xn--') form",
             field="domain",
         )
-    return domain
+    return checked
 
 
 def _check_api_url(url: Any) -> str:
-    """An absolute http(s) URL for ``Saleor-Api-Url``, safe to put in a header."""
-    if not isinstance(url, str) or not url or len(url) > 2048 or not _printable(url):
+    """An absolute http(s) URL for ``Saleor-Api-Url``, in ASCII (it goes into a header)."""
+    checked = validate_api_url(url)
+    if not checked.isascii():
         raise InvalidFieldError(
-            "api_url: must be an absolute http(s) URL of printable ASCII without spaces or "
-            "control characters",
-            field="api_url",
+            "api_url: must be ASCII (percent-encode the path, IDNA for the host)", field="api_url"
         )
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidFieldError(
-            f"api_url: {redact_url(url)!r} is not an absolute http(s) URL", field="api_url"
-        )
-    return url
+    return checked

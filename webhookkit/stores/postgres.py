@@ -35,6 +35,7 @@ from ..delivery.records import (
 from ..exceptions import ConfigurationError, StoreError
 from ..installations import AppInstallation
 from . import _sql as q
+from ._dsn import validate_dsn
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, IdempotencyKey, StoredKey
 
 __all__ = ["CHANNEL", "PostgresStore"]
@@ -83,6 +84,7 @@ class PostgresStore:
         listen: bool = True,
         command_timeout: float | None = 60.0,
     ) -> None:
+        validate_dsn(dsn)
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ConfigurationError(
                 f"store: need 0 <= min_size ({min_size}) <= max_size ({max_size}), max_size >= 1",
