@@ -128,7 +128,7 @@ def test_bad_input_is_a_short_error_not_a_traceback(tmp_path: Path) -> None:
     no_file = run("keys", "jwks", "--key-file", str(tmp_path / "absent.pem"))
     assert no_file.returncode == 1
     assert "absent.pem: No such file or directory" in one_line_error(no_file)
-    store = run("worker", "--store", "mysql://db/x")
+    store = run("worker", "--store", "mysql://db/x", "--domain", "shop.example.com")
     assert store.returncode == 2 and "store" in one_line_error(store)
 
 
