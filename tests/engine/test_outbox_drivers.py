@@ -521,3 +521,35 @@ async def asyncpg_connect(dsn: str) -> Any:
     import asyncpg
 
     return await asyncpg.connect(dsn)
+
+
+async def test_an_idempotency_key_through_the_hosts_connection(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from webhookkit.stores.base import IdempotencyKey
+
+    path = tmp_path / "wk.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        host = sqlite3.connect(path)
+        try:
+            now = datetime.now(UTC)
+            payloads, deliveries = rows("p1")
+            key = IdempotencyKey("order-1", ("d-p1",), now, now + timedelta(hours=1))
+            assert write_outbox(host, SQLITE, payloads, deliveries, idempotency_key=key) is None
+            # The same key again, in the same transaction: nothing written, the first ids.
+            again, second = rows("p2")
+            retry = IdempotencyKey("order-1", ("d-p2",), now, now + timedelta(hours=1))
+            held = write_outbox(host, SQLITE, again, second, idempotency_key=retry)
+            assert held == ["d-p1"]
+            host.rollback()  # frees the key with the rows
+            assert write_outbox(host, SQLITE, again, second, idempotency_key=retry) is None
+            host.commit()
+        finally:
+            host.close()
+        assert await store.get_delivery("d-p1") is None
+        assert await store.get_delivery("d-p2") is not None
+        assert await store.find_idempotency_key("order-1", datetime.now(UTC)) == ["d-p2"]
+    finally:
+        await store.aclose()

@@ -15,6 +15,10 @@ which the server delivers on commit, so LISTENing workers wake at once; SQLite w
 The rows are written in a savepoint (a transaction of their own when the host has none open),
 so a failure leaves the host's transaction as it was.
 
+With an idempotency key the key row is written first, in the same savepoint: if an unexpired
+row for the key exists (committed, or written earlier in this same transaction) nothing else is
+written and its delivery ids are returned; a rollback of the host's transaction frees the key.
+
 Drivers are recognised by class without importing them: a driver the host has not imported
 cannot have made the connection. Nothing checks that the connection reaches the store's
 database: that is the host's configuration.
@@ -29,11 +33,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from ..delivery.records import Delivery, Payload
 from ..exceptions import ConfigurationError, StoreError, WebhookKitError
 from . import _sql as q
+from .base import IdempotencyKey
 
 __all__ = ["ACCEPTED", "awrite_outbox", "placeholders", "write_outbox"]
 
@@ -92,13 +97,19 @@ def placeholders(text: str, rows: Sequence[Sequence[Any]], style: Style) -> tupl
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """The statements of one trigger: (text with ``$n``, parameter rows), in order."""
+    """The statements of one trigger: (text with ``$n``, parameter rows), in order, after
+    claiming ``claim`` (an idempotency key row) when there is one."""
 
     statements: tuple[tuple[str, list[tuple[Any, ...]]], ...]
+    claim: tuple[Any, ...] | None = None
 
     @classmethod
     def of(
-        cls, dialect: q.Dialect, payloads: Sequence[Payload], deliveries: Sequence[Delivery]
+        cls,
+        dialect: q.Dialect,
+        payloads: Sequence[Payload],
+        deliveries: Sequence[Delivery],
+        key: IdempotencyKey | None,
     ) -> _Plan:
         statements: list[tuple[str, list[tuple[Any, ...]]]] = []
         if payloads:
@@ -108,7 +119,147 @@ class _Plan:
             statements.append((q.INSERT_DELIVERY, rows))
             if dialect.name == "postgresql":
                 statements.append((_NOTIFY, [(CHANNEL, str(len(rows)))]))
-        return cls(tuple(statements))
+        claim = None if key is None else q.idempotency_key_params(dialect, key)
+        return cls(tuple(statements), claim)
+
+    @property
+    def empty(self) -> bool:
+        return not self.statements and self.claim is None
+
+
+class _Exec(Protocol):
+    """One driver's way to run a statement: ``one`` returns the first row (or None)."""
+
+    def one(self, text: str, params: tuple[Any, ...]) -> Any: ...
+    def many(self, text: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+
+class _AsyncExec(Protocol):
+    async def one(self, text: str, params: tuple[Any, ...]) -> Any: ...
+    async def many(self, text: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+
+def _held_ids(row: Any) -> list[str]:
+    value = row[0]
+    # TEXT in every schema; a driver that decodes JSON by itself may hand back the list.
+    return q.delivery_ids_of(value) if isinstance(value, str) else [str(i) for i in value]
+
+
+def _apply(run: _Exec, plan: _Plan) -> list[str] | None:
+    """Claim the key (if any), then write; the held ids when the key was already taken."""
+    if plan.claim is not None and run.one(q.CLAIM_IDEMPOTENCY_KEY, plan.claim) is None:
+        held = run.one(q.SELECT_IDEMPOTENCY_KEY, plan.claim[:1])
+        if held is None:
+            raise StoreError(q.KEY_VANISHED)
+        return _held_ids(held)
+    for text, rows in plan.statements:
+        run.many(text, rows)
+    return None
+
+
+async def _aapply(run: _AsyncExec, plan: _Plan) -> list[str] | None:
+    if plan.claim is not None and await run.one(q.CLAIM_IDEMPOTENCY_KEY, plan.claim) is None:
+        held = await run.one(q.SELECT_IDEMPOTENCY_KEY, plan.claim[:1])
+        if held is None:
+            raise StoreError(q.KEY_VANISHED)
+        return _held_ids(held)
+    for text, rows in plan.statements:
+        await run.many(text, rows)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    """A DB-API cursor (psycopg, Django) or sqlite3 connection in ``style``."""
+
+    cursor: Any
+    style: Style
+
+    def one(self, text: str, params: tuple[Any, ...]) -> Any:
+        converted, [bound] = placeholders(text, [params], self.style)
+        return self.cursor.execute(converted, bound).fetchone()
+
+    def many(self, text: str, rows: list[tuple[Any, ...]]) -> None:
+        converted, bound = placeholders(text, rows, self.style)
+        if len(bound) == 1:
+            self.cursor.execute(converted, bound[0])
+        else:
+            self.cursor.executemany(converted, bound)
+
+
+@dataclass(frozen=True, slots=True)
+class _DjangoCursor(_Cursor):
+    def one(self, text: str, params: tuple[Any, ...]) -> Any:
+        # Django's cursor wrapper returns None from execute(): fetch separately.
+        converted, [bound] = placeholders(text, [params], self.style)
+        self.cursor.execute(converted, bound)
+        return self.cursor.fetchone()
+
+
+@dataclass(frozen=True, slots=True)
+class _SQLAlchemy:
+    """A SQLAlchemy ``Connection`` or ``Session``: ``text()`` with named parameters."""
+
+    target: Any
+
+    def one(self, text: str, params: tuple[Any, ...]) -> Any:
+        statement, [bound] = _text(text, [params])
+        return self.target.execute(statement, bound).first()
+
+    def many(self, text: str, rows: list[tuple[Any, ...]]) -> None:
+        statement, bound = _text(text, rows)
+        self.target.execute(statement, bound if len(bound) > 1 else bound[0])
+
+
+@dataclass(frozen=True, slots=True)
+class _AsyncSQLAlchemy:
+    target: Any
+
+    async def one(self, text: str, params: tuple[Any, ...]) -> Any:
+        statement, [bound] = _text(text, [params])
+        return (await self.target.execute(statement, bound)).first()
+
+    async def many(self, text: str, rows: list[tuple[Any, ...]]) -> None:
+        statement, bound = _text(text, rows)
+        await self.target.execute(statement, bound if len(bound) > 1 else bound[0])
+
+
+@dataclass(frozen=True, slots=True)
+class _AsyncCursor:
+    cursor: Any
+
+    async def one(self, text: str, params: tuple[Any, ...]) -> Any:
+        converted, [bound] = placeholders(text, [params], "format")
+        await self.cursor.execute(converted, bound)
+        return await self.cursor.fetchone()
+
+    async def many(self, text: str, rows: list[tuple[Any, ...]]) -> None:
+        converted, bound = placeholders(text, rows, "format")
+        if len(bound) == 1:
+            await self.cursor.execute(converted, bound[0])
+        else:
+            await self.cursor.executemany(converted, bound)
+
+
+@dataclass(frozen=True, slots=True)
+class _Asyncpg:
+    conn: Any
+
+    async def one(self, text: str, params: tuple[Any, ...]) -> Any:
+        return await self.conn.fetchrow(text, *params)
+
+    async def many(self, text: str, rows: list[tuple[Any, ...]]) -> None:
+        if len(rows) == 1:
+            await self.conn.execute(text, *rows[0])
+        else:
+            await self.conn.executemany(text, rows)
+
+
+def _text(text: str, rows: Sequence[Sequence[Any]]) -> tuple[Any, list[Any]]:
+    from sqlalchemy import text as sql_text
+
+    converted, params = placeholders(text, rows, "named")
+    return sql_text(converted), params
 
 
 # -- recognising connections ---------------------------------------------------------------
@@ -217,9 +368,16 @@ def write_outbox(
     dialect: q.Dialect,
     payloads: Sequence[Payload],
     deliveries: Sequence[Delivery],
-) -> None:
+    *,
+    idempotency_key: IdempotencyKey | None = None,
+) -> list[str] | None:
     """Insert the rows through the host's sync ``connection`` inside its open transaction
-    (in a transaction of their own, committed at once, when none is open)."""
+    (in a transaction of their own, committed at once, when none is open).
+
+    With ``idempotency_key`` its row is claimed first in the same transaction: if another
+    trigger holds the key (and it has not expired), nothing is written and that trigger's
+    delivery ids are returned; otherwise None.
+    """
     kind, target = _check(connection, dialect)
     if kind in _ASYNC:
         raise ConfigurationError(
@@ -227,105 +385,71 @@ def write_outbox(
             "(await kit.trigger(..., connection=...))",
             field="connection",
         )
-    plan = _Plan.of(dialect, payloads, deliveries)
-    if not plan.statements:
-        return
+    plan = _Plan.of(dialect, payloads, deliveries, idempotency_key)
+    if plan.empty:
+        return None
     with _wrapped(kind):
         if kind == "psycopg":
-            _psycopg(target, plan)
-        elif kind == "sqlalchemy":
-            _sqlalchemy(target, plan, dialect)
-        elif kind == "sqlalchemy-session":
-            _sqlalchemy_session(target, plan, dialect)
-        elif kind == "django":
-            _django(target, plan)
-        else:
-            _sqlite3(target, plan)
+            return _psycopg(target, plan)
+        if kind in ("sqlalchemy", "sqlalchemy-session"):
+            return _sqlalchemy(target, plan, dialect)
+        if kind == "django":
+            return _django(target, plan)
+        return _sqlite3(target, plan)
 
 
-def _psycopg(conn: Any, plan: _Plan) -> None:
+def _psycopg(conn: Any, plan: _Plan) -> list[str] | None:
     if conn.autocommit:
         # No implicit transaction: transaction() is a savepoint inside the host's block, or
         # a transaction of its own.
         with conn.transaction(), conn.cursor() as cur:
-            _executemany(cur, plan, "format")
-        return
+            return _apply(_Cursor(cur, "format"), plan)
     # Non-autocommit: the rows join the (implicit) transaction the host commits itself.
     with conn.cursor() as cur:
         cur.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
-            _executemany(cur, plan, "format")
+            held = _apply(_Cursor(cur, "format"), plan)
         except BaseException:
             cur.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
             cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
             raise
         cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        return held
 
 
-def _executemany(cursor: Any, plan: _Plan, style: Style) -> None:
-    for text, rows in plan.statements:
-        converted, params = placeholders(text, rows, style)
-        if len(params) == 1:
-            cursor.execute(converted, params[0])
-        else:
-            cursor.executemany(converted, params)
-
-
-def _text_statements(plan: _Plan) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
-    from sqlalchemy import text as sql_text
-
-    for text, rows in plan.statements:
-        converted, params = placeholders(text, rows, "named")
-        yield sql_text(converted), params
-
-
-def _sqlalchemy(conn: Any, plan: _Plan, dialect: q.Dialect) -> None:
+def _sqlalchemy(target: Any, plan: _Plan, dialect: q.Dialect) -> list[str] | None:
     # pysqlite's savepoints need engine-level workarounds: on SQLite the rows simply join
     # the transaction SQLAlchemy began (autobegin), which the host commits.
     if dialect.name != "postgresql":
-        for statement, params in _text_statements(plan):
-            conn.execute(statement, params)
-        return
-    with conn.begin_nested():
-        for statement, params in _text_statements(plan):
-            conn.execute(statement, params)
+        return _apply(_SQLAlchemy(target), plan)
+    with target.begin_nested():
+        return _apply(_SQLAlchemy(target), plan)
 
 
-def _sqlalchemy_session(session: Any, plan: _Plan, dialect: q.Dialect) -> None:
-    if dialect.name != "postgresql":
-        for statement, params in _text_statements(plan):
-            session.execute(statement, params)
-        return
-    with session.begin_nested():
-        for statement, params in _text_statements(plan):
-            session.execute(statement, params)
-
-
-def _django(wrapper: Any, plan: _Plan) -> None:
+def _django(wrapper: Any, plan: _Plan) -> list[str] | None:
     from django.db import transaction
 
     # Inside the host's atomic() block this is a savepoint; outside it (autocommit) the rows
     # commit together at once.
     with transaction.atomic(using=wrapper.alias), wrapper.cursor() as cursor:
-        _executemany(cursor, plan, "format")
+        return _apply(_DjangoCursor(cursor, "format"), plan)
 
 
-def _sqlite3(conn: sqlite3.Connection, plan: _Plan) -> None:
+def _sqlite3(conn: sqlite3.Connection, plan: _Plan) -> list[str] | None:
     if not conn.in_transaction and conn.isolation_level is not None:
         # Legacy transaction control: the host expects its own commit() to decide, as it
         # would for its own INSERT; open that transaction now.
         conn.execute("BEGIN")
     conn.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
-        for text, rows in plan.statements:
-            converted, params = placeholders(text, rows, "qmark")
-            conn.executemany(converted, params)
+        held = _apply(_Cursor(conn, "qmark"), plan)
     except BaseException:
         conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
         conn.execute(f"RELEASE {_SAVEPOINT}")
         raise
     # Outside a transaction (autocommit) releasing the outermost savepoint commits.
     conn.execute(f"RELEASE {_SAVEPOINT}")
+    return held
 
 
 # -- async drivers -------------------------------------------------------------------------
@@ -336,14 +460,15 @@ async def awrite_outbox(
     dialect: q.Dialect,
     payloads: Sequence[Payload],
     deliveries: Sequence[Delivery],
-) -> None:
+    *,
+    idempotency_key: IdempotencyKey | None = None,
+) -> list[str] | None:
     """:func:`write_outbox` for async code: async drivers are awaited; a sync connection
     (sqlite3, psycopg, SQLAlchemy sync) is used directly, in the calling thread, because
     those connections belong to the thread that made them. Django's is refused: Django
     forbids it inside an event loop."""
     kind, target = _check(connection, dialect)
     if kind == "django":
-        # Django refuses its ORM connections inside a running event loop.
         raise ConfigurationError(
             "connection: Django's connection is sync; queue from sync code with "
             "webhookkit.integrations.django.trigger (or BlockingKit.trigger_sync), and from "
@@ -351,59 +476,45 @@ async def awrite_outbox(
             field="connection",
         )
     if kind not in _ASYNC:
-        write_outbox(connection, dialect, payloads, deliveries)
-        return
-    plan = _Plan.of(dialect, payloads, deliveries)
-    if not plan.statements:
-        return
+        return write_outbox(
+            connection, dialect, payloads, deliveries, idempotency_key=idempotency_key
+        )
+    plan = _Plan.of(dialect, payloads, deliveries, idempotency_key)
+    if plan.empty:
+        return None
     if kind == "asyncpg":
-        await _asyncpg(target, plan)
-        return
+        return await _asyncpg(target, plan)
     with _wrapped(kind):
         if kind == "psycopg-async":
-            await _apsycopg(target, plan)
-        else:  # SQLAlchemy AsyncConnection or AsyncSession: a savepoint in the host's
-            async with target.begin_nested():
-                for statement, params in _text_statements(plan):
-                    await target.execute(statement, params)
+            return await _apsycopg(target, plan)
+        # SQLAlchemy AsyncConnection or AsyncSession: a savepoint in the host's transaction.
+        async with target.begin_nested():
+            return await _aapply(_AsyncSQLAlchemy(target), plan)
 
 
-async def _asyncpg(conn: Any, plan: _Plan) -> None:
+async def _asyncpg(conn: Any, plan: _Plan) -> list[str] | None:
     import asyncpg
 
     try:
         async with conn.transaction():
-            for text, rows in plan.statements:
-                if len(rows) == 1:
-                    await conn.execute(text, *rows[0])
-                else:
-                    await conn.executemany(text, rows)
+            return await _aapply(_Asyncpg(conn), plan)
     except asyncpg.ForeignKeyViolationError as exc:
         raise StoreError(q.MISSING_PAYLOAD) from exc
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StoreError(f"outbox (asyncpg): {type(exc).__name__}: {exc}") from exc
 
 
-async def _apsycopg(conn: Any, plan: _Plan) -> None:
+async def _apsycopg(conn: Any, plan: _Plan) -> list[str] | None:
     if conn.autocommit:
         async with conn.transaction(), conn.cursor() as cur:
-            await _aexecutemany(cur, plan)
-        return
+            return await _aapply(_AsyncCursor(cur), plan)
     async with conn.cursor() as cur:
         await cur.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
-            await _aexecutemany(cur, plan)
+            held = await _aapply(_AsyncCursor(cur), plan)
         except BaseException:
             await cur.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
             await cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
             raise
         await cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-
-
-async def _aexecutemany(cursor: Any, plan: _Plan) -> None:
-    for text, rows in plan.statements:
-        converted, params = placeholders(text, rows, "format")
-        if len(params) == 1:
-            await cursor.execute(converted, params[0])
-        else:
-            await cursor.executemany(converted, params)
+        return held
