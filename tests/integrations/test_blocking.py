@@ -226,3 +226,18 @@ def test_webhooks_another_process_adds_count_at_the_next_trigger(tmp_path: Path)
         with BlockingKit(make_kit(path)) as other:
             setup_webhooks(other, None)
         assert len(blocking.trigger_sync("ORDER_CREATED", payload={"n": 2})) == 2
+
+
+def test_jwks_publishes_the_store_kept_keys_the_workers_sign_with(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "wk.db"
+
+    async def worker_kid() -> str:
+        async with WebhookKit(store=f"sqlite:///{path}", domain="shop.example.com") as worker:
+            return worker.keys.active.kid
+
+    signing = asyncio.run(worker_kid())  # a worker process, first to start: makes the key
+    with BlockingKit(make_kit(path)).open() as blocking:
+        published = [k["kid"] for k in blocking.jwks()["keys"]]
+    assert published == [signing]
