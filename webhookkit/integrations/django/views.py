@@ -71,6 +71,7 @@ def jwks_view(request: HttpRequest) -> JsonResponse:
     """The JWKS receivers verify JWS signatures with; route it at ``.well-known/jwks.json``."""
     from . import get_kit
 
-    response = JsonResponse(get_kit().jwks())
+    # open(): on a durable store with no key configured, the store keeps the key set.
+    response = JsonResponse(get_kit().open().jwks())
     response["Cache-Control"] = f"public, max-age={DEFAULT_JWKS_MAX_AGE}"
     return response
