@@ -141,22 +141,7 @@ class BlockingKit:
     def __init__(self, kit: WebhookKit, *, send: bool = False) -> None:
         self.kit = kit
         self._build_lock = threading.Lock()
-        self._thread = LoopThread(
-            "webhookkit-blocking", on_start=kit.start if send else self._open_kit
-        )
-
-    async def _open_kit(self) -> None:
-        """What ``WebhookKit.start`` does before its scheduler: open the store and the key
-        set (on a durable store with no key configured, the store-kept one, which follows
-        rotations by itself), so ``jwks()`` here publishes the keys the workers sign with."""
-        from .keyring import open_key_set
-
-        kit = self.kit
-        await kit.store.open()
-        handle = await open_key_set(kit.store, kit._signing_key, kit.clock, current=kit._key_handle)
-        if handle is not kit._key_handle:
-            kit._key_handle = handle
-            kit.signer.keys = handle.keys
+        self._thread = LoopThread("webhookkit-blocking", on_start=kit.start if send else kit.open)
 
     def open(self) -> BlockingKit:
         """Start the background thread and open the store (or start the kit) now, else on

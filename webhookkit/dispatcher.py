@@ -191,6 +191,20 @@ class WebhookKit:
 
     async def start(self) -> None:
         """Open the store and start the scheduler; deliveries already stored are picked up."""
+        await self.open()
+        self._closing.clear()
+        self.scheduler.start()
+        if self.retention is not None and self._retention_task is None:
+            self._retention_task = asyncio.create_task(
+                self._retention_loop(self.retention), name="webhookkit-retention"
+            )
+        if not isinstance(self.store, MemoryStore) and self._config_task is None:
+            self._config_task = asyncio.create_task(self._config_loop(), name="webhookkit-config")
+
+    async def open(self) -> None:
+        """Open the store, the signing keys and the configuration cache, without sending:
+        for processes that only trigger (a web process whose workers send elsewhere).
+        :meth:`start` does this first."""
         await self.store.open()
         handle = await open_key_set(
             self.store, self._signing_key, self.clock, current=self._key_handle
@@ -201,14 +215,6 @@ class WebhookKit:
         await self.store.poll_config()  # the version the catalog below starts from
         await self.catalog.refresh(force=True)
         await self._warm_queries()
-        self._closing.clear()
-        self.scheduler.start()
-        if self.retention is not None and self._retention_task is None:
-            self._retention_task = asyncio.create_task(
-                self._retention_loop(self.retention), name="webhookkit-retention"
-            )
-        if not isinstance(self.store, MemoryStore) and self._config_task is None:
-            self._config_task = asyncio.create_task(self._config_loop(), name="webhookkit-config")
 
     async def _warm_queries(self) -> None:
         """Validate stored subscription queries once now, so the first trigger after a
