@@ -125,6 +125,16 @@ class SQLiteStore:
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
+        # A schema already current needs no write lock: a read here lets the store open while
+        # another connection (a host's outbox transaction) holds SQLite's one writer lock.
+        known = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (q.MIGRATIONS_TABLE,),
+        ).fetchone()
+        if known is not None:
+            current = conn.execute(q.SELECT_SCHEMA_VERSION).fetchone()["v"]
+            if int(current) == q.SCHEMA_VERSION:
+                return
         with _transaction(conn):
             conn.execute(D.ddl(q.CREATE_MIGRATIONS_TABLE))
             current = conn.execute(q.SELECT_SCHEMA_VERSION).fetchone()["v"]
