@@ -15,6 +15,8 @@ from typing import ClassVar
 
 from webhookkit import (
     DeliveryConfig,
+    DeliveryQuery,
+    DeliveryStatus,
     HTTPTransport,
     OutboundMessage,
     Store,
@@ -23,7 +25,14 @@ from webhookkit import (
     WebhookKit,
 )
 
-__all__ = ["LOOPBACK", "NOOP_SCHEME", "NoopTransport", "make_kit", "wait_counted"]
+__all__ = [
+    "LOOPBACK",
+    "NOOP_SCHEME",
+    "NoopTransport",
+    "count_deliveries",
+    "make_kit",
+    "wait_counted",
+]
 
 #: The SSRF guard lets the benchmark's receiver on 127.0.0.1 through, nothing else.
 LOOPBACK = ("127.0.0.1/32",)
@@ -81,3 +90,14 @@ async def wait_counted(kit: WebhookKit, expected: int, timeout: float = 600.0) -
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{kit.stats.successes} of {expected} done after {timeout:.0f} s")
         await asyncio.sleep(0.002)
+
+
+async def count_deliveries(kit: WebhookKit, status: DeliveryStatus) -> int:
+    """How many deliveries the kit's store holds in ``status`` (paged: a query lists at most
+    10,000)."""
+    total = 0
+    while True:
+        page = await kit.list_deliveries(DeliveryQuery(status=status, limit=10_000, offset=total))
+        total += len(page)
+        if len(page) < 10_000:
+            return total

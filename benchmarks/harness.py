@@ -42,14 +42,14 @@ SCENARIOS = ("e2e", "queue", "workers", "triggers", "memory", "profile")
 class Sizes:
     events: int = 200  # e2e, memory store: events x webhooks deliveries
     webhooks: int = 100
-    sql_events: int = 30  # e2e, SQLite and PostgreSQL (3,000 deliveries each)
+    sql_events: int = 50  # e2e, SQLite and PostgreSQL (5,000 deliveries each)
     requests: int = 2000  # sequential requests.Session sample
     concurrency: int = 100  # the kit's default
-    queue_jobs: int = 5000
+    queue_jobs: int = 10_000
     worker_counts: tuple[int, ...] = (1, 2, 4)
     slow_deliveries: int = 600  # 25 ms sends
     slow_concurrency: int = 4
-    bound_deliveries: int = 1500  # store-bound (no-op transport)
+    bound_deliveries: int = 5000  # store-bound (no-op transport)
     trigger_sizes: tuple[int, ...] = (1, 10, 100, 1000)
     unrelated: int = 10_000
     triggers: int = 50
@@ -383,10 +383,12 @@ def scenario_triggers(report: Report, admin_dsn: str) -> None:
         table.rows.append([r.store, label, r.others, len(r.samples), r.p50 * 1e3, r.p99 * 1e3,
                            ratio, reads, versions])  # fmt: skip
     table.notes.append(
-        "The baseline: one webhook of PRODUCT_UPDATED and nothing else. Subscribed rows: "
-        "ORDER_CREATED webhooks (1 unrelated: the baseline's). Last row per store: the "
-        f"PRODUCT_UPDATED trigger again with {sizes.unrelated:,} webhooks of other events in "
-        "10 apps. Config reads: SELECTs on webhookkit_webhooks/webhookkit_apps counted by "
+        "The baseline: a second, fresh store of the same kind holding one PRODUCT_UPDATED "
+        "webhook and nothing else, its triggers alternating with those of the last row. "
+        "Subscribed rows: ORDER_CREATED webhooks (1 unrelated: the store's PRODUCT_UPDATED "
+        f"webhook). Last row per store: PRODUCT_UPDATED with {sizes.unrelated:,} webhooks of "
+        "other events in 10 apps beside its one. Config reads: SELECTs on "
+        "webhookkit_webhooks/webhookkit_apps counted by "
         "pg_stat_statements during the timed triggers; version checks: SELECTs on "
         "webhookkit_config_version. The memory and SQLite stores keep no count of their "
         "reads (n/a) unless they expose store.stats.config_reads."

@@ -15,8 +15,8 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 
-from benchmarks._kit import make_kit
-from webhookkit import DeliveryQuery, DeliveryStatus, WebhookKit
+from benchmarks._kit import count_deliveries, make_kit
+from webhookkit import DeliveryStatus, WebhookKit
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,9 @@ async def _fill(kit: WebhookKit, count: int) -> None:
 
 
 async def _check(kit: WebhookKit, count: int) -> None:
-    pending = await kit.list_deliveries(
-        DeliveryQuery(status=DeliveryStatus.PENDING, limit=count + 10)
-    )
-    if len(pending) != count + 1:  # + the warm-up trigger
-        raise RuntimeError(f"pending: {len(pending)} of {count + 1} deliveries pending")
+    pending = await count_deliveries(kit, DeliveryStatus.PENDING)
+    if pending != count + 1:  # + the warm-up trigger
+        raise RuntimeError(f"pending: {pending} of {count + 1} deliveries pending")
 
 
 async def run(pending: int) -> PendingRun:

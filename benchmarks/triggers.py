@@ -4,10 +4,11 @@ Per store, kits whose scheduler is not started (deliveries stay queued, so only 
 is timed: finding the webhooks, building and writing the deliveries); each measurement in a
 fresh kit on the store at its defaults, after an untimed first trigger. In order:
 
-1. one webhook subscribed to PRODUCT_UPDATED: the baseline (10,000 others absent);
-2. 1, 10, 100, 1,000 webhooks subscribed to ORDER_CREATED (``trigger("ORDER_CREATED")``);
-3. webhooks of other events added until 10,000 are unrelated to PRODUCT_UPDATED, and the
-   PRODUCT_UPDATED trigger timed again: one subscribed among 10,000 unrelated.
+1. 1, 10, 100, 1,000 webhooks subscribed to ORDER_CREATED (``trigger("ORDER_CREATED")``);
+2. webhooks of other events added until 10,000 are unrelated to PRODUCT_UPDATED (whose one
+   webhook the store got first), and the PRODUCT_UPDATED trigger timed: one subscribed among
+   10,000 unrelated, each trigger alternating with one on the baseline: a second, fresh store
+   of the same kind with only that one webhook (the 10,000 absent).
 
 p50 and p99 of ``triggers`` calls each. On PostgreSQL, ``pg_stat_statements`` counts the SELECTs
 on ``webhookkit_webhooks``/``webhookkit_apps`` during the timed triggers (configuration reads
@@ -62,28 +63,37 @@ def _store_reads(kit: WebhookKit) -> int | None:
     return value if isinstance(value, int) else None
 
 
-async def _time(
-    kit: WebhookKit, event: str, count: int, expect: int, pg: tuple[str, str] | None
-) -> tuple[list[float], float | None, float | None]:
-    await kit.trigger(event, payload=PAYLOAD)  # warm: first statement preparations
-    if pg is not None:
-        await reset_statements(pg[0])
-    counted = _store_reads(kit)
-    samples = []
+Measured = tuple[list[float], float | None, float | None]  # samples, reads, version checks
+Target = tuple[WebhookKit, tuple[str, str] | None]  # a kit, (admin DSN, database) on PostgreSQL
+
+
+async def _time(targets: list[Target], event: str, count: int, expect: int) -> list[Measured]:
+    """``count`` triggers on each kit, interleaved (load on the machine hits all alike)."""
+    for kit, _ in targets:
+        await kit.trigger(event, payload=PAYLOAD)  # warm: catalog load, statement preparations
+    admins = {pg[0] for _, pg in targets if pg is not None}
+    for admin in admins:
+        await reset_statements(admin)
+    counted = [_store_reads(kit) for kit, _ in targets]
+    samples: list[list[float]] = [[] for _ in targets]
     for _ in range(count):
-        started = time.perf_counter()
-        ids = await kit.trigger(event, payload=PAYLOAD)
-        samples.append(time.perf_counter() - started)
-        if len(ids) != expect:
-            raise RuntimeError(f"trigger {event}: {len(ids)} deliveries, expected {expect}")
-    reads: float | None = None
-    versions: float | None = None
-    if pg is not None:
-        reads = await config_selects(*pg) / count
-        versions = await selects_on(*pg, "config_version") / count
-    elif counted is not None:
-        reads = ((_store_reads(kit) or 0) - counted) / count
-    return samples, reads, versions
+        for (kit, _), times in zip(targets, samples, strict=True):
+            started = time.perf_counter()
+            ids = await kit.trigger(event, payload=PAYLOAD)
+            times.append(time.perf_counter() - started)
+            if len(ids) != expect:
+                raise RuntimeError(f"trigger {event}: {len(ids)} deliveries, expected {expect}")
+    results: list[Measured] = []
+    for (kit, pg), times, before in zip(targets, samples, counted, strict=True):
+        reads: float | None = None
+        versions: float | None = None
+        if pg is not None:
+            reads = await config_selects(*pg) / count
+            versions = await selects_on(*pg, "config_version") / count
+        elif before is not None:
+            reads = ((_store_reads(kit) or 0) - before) / count
+        results.append((times, reads, versions))
+    return results
 
 
 async def _add(kit: WebhookKit, apps: list[App], event: str, count: int, start: int) -> None:
@@ -119,76 +129,107 @@ async def _setup(make_store: Callable[[], Store | str], adds: list[tuple[str, in
 
 
 async def _measure(
-    store: Store | str, event: str, count: int, expect: int, pg: tuple[str, str] | None
-) -> tuple[list[float], float | None, float | None]:
-    """Time triggers in a kit of its own on the store, at the store's default settings."""
-    kit = make_kit(store=store, max_queued=None)
+    stores: list[tuple[Store | str, tuple[str, str] | None]], event: str, count: int, expect: int
+) -> list[Measured]:
+    """Time triggers in fresh kits on ``stores`` (each at the store's default settings)."""
+    kits = [make_kit(store=store, max_queued=None) for store, _ in stores]
     try:
-        await kit.store.open()
-        return await _time(kit, event, count, expect, pg)
+        for kit in kits:
+            await kit.store.open()
+        targets = [(kit, pg) for kit, (_, pg) in zip(kits, stores, strict=True)]
+        return await _time(targets, event, count, expect)
     finally:
-        await kit.aclose()
+        for kit in kits:
+            await kit.aclose()
+
+
+@dataclass(frozen=True)
+class StoreUnderTest:
+    kind: str
+    setup: Callable[[], Store | str]  # the store as the setup kit opens it
+    store: Store | str  # the store as the measuring kits open it
+    pg: tuple[str, str] | None = None
 
 
 async def run_store(
-    kind: str,
-    make_setup_store: Callable[[], Store | str],
-    store: Store | str,
-    pg: tuple[str, str] | None,
+    main: StoreUnderTest,
+    base: StoreUnderTest,
     sizes: tuple[int, ...],
     unrelated: int,
     triggers: int,
 ) -> list[TriggerRun]:
-    """The sequence in the module docstring on one store. Webhooks are added by a setup kit
-    (``make_setup_store``: on SQLite one that does not sync each commit, or 10,000 creates
-    would take minutes) and triggers timed by a kit on ``store`` at its defaults."""
-    runs: list[TriggerRun] = []
-    await _setup(make_setup_store, [("PRODUCT_UPDATED", 1, 0)])
-    samples, reads, versions = await _measure(store, "PRODUCT_UPDATED", triggers, 1, pg)
-    runs.append(TriggerRun(kind, "1, others absent", 1, 0, samples, reads, versions))
+    """The sequence in the module docstring. ``main`` collects the webhooks; ``base`` (an
+    empty store of the same kind) gets only the baseline's webhook, and its triggers are
+    interleaved with the final "1 among N unrelated" ones. Webhooks are added by a setup kit
+    (on SQLite one that does not sync each commit, or 10,000 creates would take minutes)."""
+    kind = main.kind
+    await _setup(base.setup, [("PRODUCT_UPDATED", 1, 0)])
+    await _setup(main.setup, [("PRODUCT_UPDATED", 1, 0)])
+    sized: list[TriggerRun] = []
     have = 0
     for size in sizes:
-        await _setup(make_setup_store, [("ORDER_CREATED", size - have, have)])
+        await _setup(main.setup, [("ORDER_CREATED", size - have, have)])
         have = size
         count = max(10, triggers * 10 // max(10, size))  # fewer samples of big fan-outs
-        samples, reads, versions = await _measure(store, "ORDER_CREATED", count, size, pg)
-        runs.append(TriggerRun(kind, str(size), size, 1, samples, reads, versions))
+        [(samples, reads, versions)] = await _measure(
+            [(main.store, main.pg)], "ORDER_CREATED", count, size
+        )
+        sized.append(TriggerRun(kind, str(size), size, 1, samples, reads, versions))
     others = unrelated - have
     per_event = -(-others // len(UNRELATED_EVENTS))
     await _setup(
-        make_setup_store,
+        main.setup,
         [
             (event, min(per_event, others - i * per_event), 0)
             for i, event in enumerate(UNRELATED_EVENTS)
         ],
     )
-    # Half the samples: a trigger that scans 10,000 webhooks costs ~0.2 s.
-    among = max(10, triggers // 2)
-    samples, reads, versions = await _measure(store, "PRODUCT_UPDATED", among, 1, pg)
-    case = f"1 among {unrelated:,} unrelated"
-    runs.append(TriggerRun(kind, case, 1, unrelated, samples, reads, versions))
-    return runs
+    baseline, among = await _measure(
+        [(base.store, base.pg), (main.store, main.pg)], "PRODUCT_UPDATED", triggers, 1
+    )
+    return [
+        TriggerRun(kind, "1, others absent", 1, 0, *baseline),
+        *sized,
+        TriggerRun(kind, f"1 among {unrelated:,} unrelated", 1, unrelated, *among),
+    ]
 
 
 async def run(
     admin_dsn: str | None, sizes: tuple[int, ...], unrelated: int, triggers: int
 ) -> list[TriggerRun]:
-    memory = MemoryStore()
-    runs = await run_store("memory", lambda: memory, memory, None, sizes, unrelated, triggers)
+    memory, memory_base = MemoryStore(), MemoryStore()
+    runs = await run_store(
+        StoreUnderTest("memory", lambda: memory, memory),
+        StoreUnderTest("memory", lambda: memory_base, memory_base),
+        sizes,
+        unrelated,
+        triggers,
+    )
     with tempfile.TemporaryDirectory(prefix="webhookkit-bench-") as tmp:
-        path = os.path.join(tmp, "triggers.db")
+        main_path, base_path = os.path.join(tmp, "main.db"), os.path.join(tmp, "base.db")
         runs += await run_store(
-            "sqlite",
-            lambda: SQLiteStore(path, synchronous="OFF"),
-            f"sqlite:///{path}",
-            None,
+            StoreUnderTest(
+                "sqlite",
+                lambda: SQLiteStore(main_path, synchronous="OFF"),
+                f"sqlite:///{main_path}",
+            ),
+            StoreUnderTest(
+                "sqlite",
+                lambda: SQLiteStore(base_path, synchronous="OFF"),
+                f"sqlite:///{base_path}",
+            ),
             sizes,
             unrelated,
             triggers,
         )
     if admin_dsn is not None:
-        name, dsn = await create_database(admin_dsn, "wkt")
+        main_name, main_dsn = await create_database(admin_dsn, "wkt")
+        base_name, base_dsn = await create_database(admin_dsn, "wkb")
         runs += await run_store(
-            "postgresql", lambda: dsn, dsn, (admin_dsn, name), sizes, unrelated, triggers
+            StoreUnderTest("postgresql", lambda: main_dsn, main_dsn, (admin_dsn, main_name)),
+            StoreUnderTest("postgresql", lambda: base_dsn, base_dsn, (admin_dsn, base_name)),
+            sizes,
+            unrelated,
+            triggers,
         )
     return runs

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks._kit import NoopTransport, make_kit
+from benchmarks._kit import NoopTransport, count_deliveries, make_kit
 from benchmarks._pg import create_database
 from benchmarks._receiver import read_stats
 from webhookkit import DeliveryQuery, DeliveryStatus
@@ -128,11 +128,9 @@ async def workers_run(
             elapsed = time.perf_counter() - started
         finally:
             await pool.stop()
-        done = await producer.list_deliveries(
-            DeliveryQuery(status=DeliveryStatus.SUCCESS, limit=queued + 1)
-        )
-        if len(done) != queued:
-            raise RuntimeError(f"workers: {len(done)} of {queued} deliveries succeeded")
+        done = await count_deliveries(producer, DeliveryStatus.SUCCESS)
+        if done != queued:
+            raise RuntimeError(f"workers: {done} of {queued} deliveries succeeded")
         if receiver_url and before is not None:
             got = read_stats(receiver_url).count - before.count
             if got != queued:
