@@ -1118,3 +1118,10 @@ SELECT_FAILING: Final = (
     "SELECT failing_since FROM webhookkit_endpoint_failures WHERE webhook_id = $1"
 )
 CLEAR_FAILING: Final = "DELETE FROM webhookkit_endpoint_failures WHERE webhook_id = $1"
+
+
+# -- retention at scale ------------------------------------------------------------------------
+
+#: The longest pause (seconds) SQLite's ``purge`` makes between batches, so writers of other
+#: processes get the database lock in between (SQLite's busy handler retries every <= 0.1 s).
+PURGE_PAUSE: Final = 0.2

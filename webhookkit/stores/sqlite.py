@@ -487,13 +487,17 @@ class SQLiteStore:
             with _transaction(conn):
                 return conn.execute(D.sql(q.PURGE_IDEMPOTENCY_KEYS), (D.ts(now),)).rowcount
 
-        # One transaction per batch, so other work interleaves with a long purge.
+        # One short transaction per batch, then a pause as long as the batch (at most
+        # PURGE_PAUSE): another process's writer waiting in its busy handler would otherwise
+        # never find the lock free between back-to-back batches, and its claims would stall.
         deleted = 0
         while True:
+            started = time.monotonic()
             count = await self._run(batch)
             deleted += count
             if count < q.PURGE_BATCH:
                 break
+            await asyncio.sleep(min(max(time.monotonic() - started, 0.01), q.PURGE_PAUSE))
         while await self._run(key_batch) >= q.PURGE_BATCH:
             pass
         return deleted
