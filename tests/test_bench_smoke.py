@@ -31,7 +31,13 @@ def test_every_scenario_ran_with_finite_figures(report: harness.Report) -> None:
     for name in harness.SCENARIOS:
         assert report.tables[name].rows, name
     assert report.numbers
-    bad = {k: v for k, v in report.numbers.items() if not (math.isfinite(v) and v > 0)}
+    # Resident memory need not grow for the smoke run's few hundred pending deliveries (the
+    # allocator reuses freed pages), so that one figure may be 0; the traced heap may not.
+    bad = {
+        k: v
+        for k, v in report.numbers.items()
+        if not (math.isfinite(v) and (v > 0 or (k == "memory.rss" and v == 0)))
+    }
     assert not bad
     assert report.checks and all(math.isfinite(c.measured) for c in report.checks)
 
@@ -67,7 +73,7 @@ def test_queue_workers_triggers_memory_and_profile(report: harness.Report) -> No
     assert stores == {"memory", "sqlite", "postgresql"}
     pg_rows = [r for r in report.tables["triggers"].rows if r[0] == "postgresql"]
     assert all(isinstance(r[7], float) and isinstance(r[8], float) for r in pg_rows)  # counted
-    assert report.numbers["memory.rss"] > 0 and report.numbers["memory.heap"] > 0
+    assert report.numbers["memory.rss"] >= 0 and report.numbers["memory.heap"] > 0
     assert len(report.tables["profile"].rows) == 15
 
 
