@@ -42,7 +42,7 @@ from .observability import Hooks, call_hook
 from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
 from .signing import JWSSigner, KeySet, SigningKey
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store, open_store
-from .stores.base import Retention
+from .stores.base import IDEMPOTENCY_WINDOW, IdempotencyKey, Retention
 from .transports._limits import check_body_size
 from .transports.base import Transport, TransportRouter
 from .transports.http import HTTPTransport
@@ -411,8 +411,6 @@ class WebhookKit:
         ordering_key: str | None,
         idempotency_key: str | None,
     ) -> list[str]:
-        from .stores.base import IDEMPOTENCY_WINDOW, IdempotencyKey
-
         if connection is not None and not isinstance(self.store, PostgresStore | SQLiteStore):
             raise ConfigurationError(
                 "connection: writing through the host's transaction needs the PostgreSQL or "
