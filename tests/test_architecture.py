@@ -92,7 +92,12 @@ def test_only_transports_open_client_sockets() -> None:
         if any(path.is_relative_to(a) for a in allowed):
             continue
         source = path.read_text("utf-8")
-        for marker in ("ClientSession(", "open_connection(", "socket.socket(", "create_connection("):
+        for marker in (
+            "ClientSession(",
+            "open_connection(",
+            "socket.socket(",
+            "create_connection(",
+        ):
             assert marker not in source, f"{path.relative_to(PACKAGE)} opens a socket: {marker}"
 
 
