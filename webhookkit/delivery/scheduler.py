@@ -491,17 +491,17 @@ class Scheduler:
             self._wake.clear()
             try:
                 more = await self._round()
+                self._outage.recovered()
+                if not more:
+                    await self._sleep()  # reads the store too (next_due)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Whatever the store (or anything else) raised, the loop goes on: a crashed
+                # loop would leave the process alive and sending nothing.
                 delay = self._outage.failed(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
-                continue
-            self._outage.recovered()
-            if more:
-                continue
-            await self._sleep()
 
     async def _round(self) -> bool:
         """One claim round; True if another should follow at once."""
