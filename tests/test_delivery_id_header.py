@@ -151,7 +151,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "idempotency.md"
 def test_the_receiver_recipe_in_docs_idempotency_md_runs_and_prints_what_it_says() -> None:
     text = DOC.read_text()
     examples = re.findall(r"```python\n(.*?)```(?:\n\nIt prints:\n\n```\n(.*?)```)?", text, re.S)
-    assert len(examples) == 2
+    assert len(examples) >= 2  # the receiver recipe and the delivery-id example, at least
     for code, expected in examples:
         result = subprocess.run(
             [sys.executable, "-W", "error", "-c", code],
@@ -161,5 +161,6 @@ def test_the_receiver_recipe_in_docs_idempotency_md_runs_and_prints_what_it_says
             check=False,
         )
         assert result.returncode == 0, f"{code}\n{result.stderr}"
-        assert result.stdout == expected
+        if expected:  # a block the page follows with what it prints
+            assert result.stdout == expected
     assert "success [500, 200] 1" in examples[1][1]
