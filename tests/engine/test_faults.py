@@ -58,7 +58,9 @@ async def test_a_worker_rides_out_a_postgresql_restart(
         transports=[HTTPTransport(allow_addresses=LOOPBACK)],
         delivery=DeliveryConfig(concurrency=8, poll_interval=0.2),
     )
-    async with kit:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(store.aclose)  # even when the test fails half way
+        await stack.enter_async_context(kit)
         await subscribe(kit, counting_receiver.url)
         ids = [i for n in range(400) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
         await wait_until(lambda: counting_receiver.requests >= 40, timeout=30, what="a start")
@@ -78,7 +80,6 @@ async def test_a_worker_rides_out_a_postgresql_restart(
         done = await kit.wait_for(ids, timeout=90)
         assert all(d.status is DeliveryStatus.SUCCESS for d in done)
         assert await store.count_pending() == 0
-    await store.aclose()
     assert counting_receiver.distinct == 420
     outage = [r for r in caplog.records if "store unavailable" in r.getMessage()]
     recovered = [r for r in caplog.records if "reachable again" in r.getMessage()]
