@@ -30,9 +30,10 @@ from typing import Any, TypeVar
 from ._ids import new_id
 from .apps import App
 from .delivery.records import Delivery, Payload
-from .dispatcher import WebhookKit
+from .dispatcher import FILTERED, WebhookKit
 from .events import EventType
 from .exceptions import ConfigurationError, InvalidFieldError, StoreError
+from .filters import filter_targets
 from .payloads import PayloadGroup, PayloadRequest, build_blocking
 from .stores import PostgresStore, SQLiteStore
 from .stores import _sql as q
@@ -206,6 +207,11 @@ class BlockingKit:
         )
         with self._build_lock:  # the builders' caches and counters are not thread-safe
             groups = build_blocking(kit.payloads, request, self._thread.finish)
+        # Payload filters decide here too, as in WebhookKit.trigger.
+        groups, filtered = filter_targets(groups)
+        if filtered:
+            loop_ = self._thread.loop()
+            loop_.call_soon_threadsafe(kit.scheduler.stats.skip, FILTERED, len(filtered))
         key = ordering_key if ordering_key is not None else _subject_key(subject)
         loop = self._thread.loop()
         for group in groups:

@@ -238,3 +238,22 @@ def test_jwks_publishes_the_store_kept_keys_the_workers_sign_with(tmp_path: Path
     with BlockingKit(make_kit(path)).open() as blocking:
         published = [k["kid"] for k in blocking.jwks()["keys"]]
     assert published == [signing]
+
+
+def test_payload_filters_decide_in_sync_triggers_too() -> None:
+    kit = WebhookKit(domain="shop.example.com")
+    with BlockingKit(kit) as blocking:
+
+        async def setup() -> None:
+            app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
+            await kit.webhooks.create(
+                app,
+                target_url="https://erp.example.com/h",
+                events=["ORDER_CREATED"],
+                secret_key="k",
+                filter={"total": {"$gte": 100}},
+            )
+
+        blocking.run(setup())
+        assert blocking.trigger_sync("ORDER_CREATED", payload={"total": 5}) == []
+        assert len(blocking.trigger_sync("ORDER_CREATED", payload={"total": 500})) == 1

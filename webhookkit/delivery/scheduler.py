@@ -793,9 +793,15 @@ class Scheduler:
                 # A host transport's bug must not lose the delivery: record it and retry.
                 log.exception("webhookkit: transport raised an unexpected error")
                 error, retryable = exc, True
-        attempt, retry_at = await self._record(
-            delivery, webhook, started, result, error, retryable, reason
-        )
+        try:
+            attempt, retry_at = await self._record(
+                delivery, webhook, started, result, error, retryable, reason
+            )
+        except BaseException:
+            if observed is not None:  # never leave an attempt's span open
+                with contextlib.suppress(Exception):
+                    observed.finish(_unrecorded(delivery), webhook)
+            raise
         if observed is not None:
             try:
                 observed.finish(attempt, webhook)
@@ -1001,6 +1007,19 @@ class Scheduler:
             self.stats.failures += 1
         elif next_try is not None:
             self.stats.retries_scheduled += 1
+
+
+def _unrecorded(delivery: Delivery) -> Attempt:
+    """What an observer is told of an attempt whose recording failed."""
+    return Attempt(
+        id="",
+        delivery_id=delivery.id,
+        number=delivery.attempts + 1,
+        created_at=delivery.created_at,
+        status=AttemptStatus.FAILED,
+        duration=0.0,
+        error_kind="unrecorded",
+    )
 
 
 def _retry_after(result: TransportResult | None, now: datetime) -> float | None:
