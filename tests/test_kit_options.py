@@ -17,6 +17,7 @@ from webhookkit import (
     HTTPTransport,
     InvalidFieldError,
     IsolationConfig,
+    RateLimit,
     SyncConfig,
     Timeouts,
     WebhookKit,
@@ -127,3 +128,12 @@ def test_good_options_build_a_kit() -> None:
     )
     assert kit.delivery.claim_size == 8
     assert "http" in kit.router.mounted
+
+
+def test_durations_and_rates_that_would_overflow_a_clock_are_refused() -> None:
+    with pytest.raises(InvalidFieldError, match="cooldown"):
+        IsolationConfig(cooldown=timedelta(days=10**6))
+    with pytest.raises(InvalidFieldError, match="disable_after"):
+        DeliveryConfig(disable_after=timedelta.max)
+    with pytest.raises(InvalidFieldError, match="per_second"):
+        RateLimit(per_second=1e-300)

@@ -44,17 +44,23 @@ def _integer(value: Any, name: str, *, minimum: int) -> int:
     return value
 
 
+#: No duration option goes beyond this: a clock plus it must stay a valid datetime.
+_MAX_DURATION = timedelta(days=3650)
+
+
 def _duration(value: Any, name: str) -> timedelta:
-    """A strictly positive ``timedelta``; numbers are refused so units are never guessed."""
+    """A strictly positive ``timedelta`` of at most ten years; numbers are refused so units
+    are never guessed."""
     if not isinstance(value, timedelta):
         raise InvalidFieldError(
             f"{name}: must be a datetime.timedelta (e.g. timedelta(seconds=30)), "
             f"got {type(value).__name__}",
             field=name.split(".")[0],
         )
-    if value <= timedelta(0):
+    if value <= timedelta(0) or value > _MAX_DURATION:
         raise InvalidFieldError(
-            f"{name}: must be positive, got {value!r}", field=name.split(".")[0]
+            f"{name}: must be positive and at most {_MAX_DURATION.days} days, got {value!r}",
+            field=name.split(".")[0],
         )
     return value
 
@@ -86,7 +92,8 @@ class RateLimit:
     burst: int | None = None
 
     def __post_init__(self) -> None:
-        _number(self.per_second, "rate_limit.per_second", minimum=0)
+        # At least one delivery in 1,000 s: the wait for a token stays a sane duration.
+        _number(self.per_second, "rate_limit.per_second", minimum=0.001, inclusive=True)
         if self.per_second > 100_000:
             raise InvalidFieldError("rate_limit.per_second: at most 100000", field="rate_limit")
         if self.burst is not None:
