@@ -497,10 +497,15 @@ CLAIM_DUE_POSTGRES: Final = f"""
     FROM due WHERE d.id = due.id
     RETURNING {", ".join("d." + c.strip() for c in DELIVERY_COLUMNS.split(","))},
         due.due_at AS claimed_due"""
-_NEXT_DUE: Final = f"""SELECT MIN(due_at) AS due FROM webhookkit_deliveries AS d
-    WHERE status = 'pending' AND {_ELIGIBLE}"""
-NEXT_DUE_SQLITE: Final = _NEXT_DUE.format(seq_col=SQLITE.types["seq_col"])
-NEXT_DUE_POSTGRES: Final = _NEXT_DUE.format(seq_col=POSTGRES.types["seq_col"])
+# The first eligible row in due order, not MIN(): MIN over a filtered set reads every
+# pending row, the ordered scan stops at the first one.
+_NEXT_DUE: Final = f"""SELECT due_at AS due FROM webhookkit_deliveries AS d {{hint}}
+    WHERE status = 'pending' AND due_at IS NOT NULL AND {_ELIGIBLE}
+    ORDER BY due_at LIMIT 1"""
+NEXT_DUE_SQLITE: Final = _NEXT_DUE.format(
+    seq_col=SQLITE.types["seq_col"], hint="INDEXED BY webhookkit_deliveries_due"
+)
+NEXT_DUE_POSTGRES: Final = _NEXT_DUE.format(seq_col=POSTGRES.types["seq_col"], hint="")
 FINISH_DELIVERY: Final = f"""
     UPDATE webhookkit_deliveries SET
         status = $2, attempts = attempts + 1, next_try_at = $3, lease_until = NULL,
@@ -531,25 +536,39 @@ CLAIM_BATCH_POSTGRES: Final = f"""
             row_number() OVER (PARTITION BY webhook_id ORDER BY due_at, id) AS rn
         FROM due
     ), pick AS (
-        SELECT d.id, r.due_at FROM webhookkit_deliveries AS d JOIN ranked AS r ON r.id = d.id
-        -- Re-checked on the row's newest version when another worker just claimed it
-        -- (EvalPlanQual), so a row leased meanwhile is not claimed twice.
-        WHERE r.rn <= $6 AND d.status = 'pending' AND d.due_at <= $1
-        ORDER BY r.due_at, d.id LIMIT $2
-        FOR UPDATE OF d SKIP LOCKED
+        -- One primary-key lookup and lock per chosen row, in due order, until the batch is
+        -- full: the plan cannot depend on the (often stale) statistics of a queue table. A
+        -- plain join here let the planner loop over every due row for every due row.
+        SELECT l.id, r.due_at
+        FROM (SELECT id, due_at FROM ranked WHERE rn <= $6 ORDER BY due_at, id) AS r
+        CROSS JOIN LATERAL (
+            SELECT d.id FROM webhookkit_deliveries AS d
+            -- Re-checked on the row's newest version when another worker just claimed or
+            -- finished it (EvalPlanQual): a changed due_at means it is not ours to take.
+            WHERE d.id = r.id AND d.due_at = r.due_at AND d.status = 'pending'
+            FOR UPDATE OF d SKIP LOCKED
+        ) AS l
+        LIMIT $2
     ), u AS (
         UPDATE webhookkit_deliveries AS d SET lease_until = $3, due_at = $3
-        FROM pick WHERE d.id = pick.id
-        RETURNING {_D_COLUMNS}, pick.due_at AS claimed_due
+        WHERE d.id = ANY(ARRAY(SELECT id FROM pick))
+        RETURNING {_D_COLUMNS}
+    ), p AS (
+        SELECT id, created_at, body FROM webhookkit_payloads
+        WHERE id = ANY(ARRAY(SELECT DISTINCT payload_id FROM u))
     )
-    SELECT {_U_COLUMNS}, u.claimed_due, p.created_at AS payload_created_at,
+    -- Joins of the small CTEs only: no plan here may scan a table.
+    SELECT {_U_COLUMNS}, pick.due_at AS claimed_due, p.created_at AS payload_created_at,
         CASE WHEN row_number() OVER (PARTITION BY u.payload_id ORDER BY u.id) = 1
             THEN p.body END AS body
-    FROM u JOIN webhookkit_payloads AS p ON p.id = u.payload_id
-    ORDER BY u.claimed_due, u.id"""
+    FROM u JOIN pick ON pick.id = u.id JOIN p ON p.id = u.payload_id
+    ORDER BY claimed_due, u.id"""
 SELECT_DUE_CAPPED_SQLITE: Final = f"""
     WITH due AS (
-        SELECT id, webhook_id, due_at FROM webhookkit_deliveries AS d
+        -- Named: without statistics SQLite would take the status index and sort every
+        -- pending row on each claim.
+        SELECT id, webhook_id, due_at
+        FROM webhookkit_deliveries AS d INDEXED BY webhookkit_deliveries_due
         WHERE status = 'pending' AND due_at <= ?1 AND NOT ({SQLITE.in_ids("webhook_id", "?3")})
           AND {_ELIGIBLE.format(seq_col=SQLITE.types["seq_col"])}
         ORDER BY due_at, id LIMIT ?4

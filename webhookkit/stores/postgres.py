@@ -479,7 +479,7 @@ class PostgresStore:
 
     async def next_due(self) -> datetime | None:
         row = await self._fetchrow("next_due", q.NEXT_DUE_POSTGRES)
-        return D.dt(row["due"])
+        return D.dt(row["due"]) if row is not None else None
 
     async def finish_attempt(
         self,

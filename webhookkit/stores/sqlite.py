@@ -421,7 +421,7 @@ class SQLiteStore:
 
     async def next_due(self) -> datetime | None:
         row = await self._run(lambda c: c.execute(q.NEXT_DUE_SQLITE).fetchone())
-        return D.dt(row["due"])
+        return D.dt(row["due"]) if row is not None else None
 
     async def finish_attempt(
         self,
