@@ -173,7 +173,9 @@ class Finisher:
         self._ensure_task()
         if len(self._pending) >= self._batch:
             self._kick.set()
-        await asyncio.shield(done)
+        # No shield: a cancelled caller cancels only its own future; the result stays queued
+        # and is written all the same (_resolve skips futures already done).
+        await done
 
     def _ensure_task(self) -> None:
         if self._task is None or self._task.done():
@@ -324,6 +326,7 @@ class Scheduler:
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
         self._progress = asyncio.Condition()
+        self._progress_waiters = 0  # notifying a condition nobody waits on costs a lock round
         self._inflight: dict[asyncio.Task[_Health], Delivery] = {}
         self._active_ids: set[str] = set()  # held locally or in flight
         self._payloads: dict[str, Payload] = {}  # of deliveries held or in flight
@@ -414,9 +417,13 @@ class Scheduler:
 
     async def wait_progress(self, timeout: float | None) -> None:
         """Return after the next recorded attempt, or after ``timeout`` seconds."""
-        async with self._progress:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), timeout)
+        self._progress_waiters += 1
+        try:
+            async with self._progress:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), timeout)
+        finally:
+            self._progress_waiters -= 1
 
     async def stop(self, *, drain_timeout: float | None = 30.0) -> None:
         """Stop claiming; wait up to ``drain_timeout`` for in-flight sends, then cancel them;
@@ -752,8 +759,11 @@ class Scheduler:
         error: BaseException | None = None
         retryable = False
         payload = self._payloads.get(delivery.payload_id)
+        webhook = self._catalog.webhook(delivery.webhook_id)
+        app = self._catalog.app(delivery.app_id)
         try:
-            webhook, app = await self._lookup(delivery)
+            if webhook is None or app is None:
+                webhook, app = await self._lookup(delivery)
             if payload is None:
                 payload = await self._store.get_payload(delivery.payload_id)
         except Exception as exc:
@@ -995,8 +1005,9 @@ class Scheduler:
                 updated_at=now,
             )
             call_hook(self.hooks.on_failed, failed, attempt)
-        async with self._progress:
-            self._progress.notify_all()
+        if self._progress_waiters:
+            async with self._progress:
+                self._progress.notify_all()
         return attempt, next_try
 
     def _count(self, status: DeliveryStatus, next_try: object) -> None:

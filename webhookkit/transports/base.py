@@ -103,6 +103,9 @@ def _installed(module: str) -> bool:
         return False
 
 
+_ROUTE_CACHE = 10_000
+
+
 class TransportRouter:
     """Picks the transport for a URL by its scheme; hosts mount their own schemes.
 
@@ -112,6 +115,8 @@ class TransportRouter:
 
     def __init__(self, transports: Iterable[Transport] = (), *, lazy: bool = True) -> None:
         self._by_scheme: dict[str, Transport] = {}
+        #: Transport per URL already routed (URLs repeat on every delivery of a webhook).
+        self._by_url: dict[str, Transport] = {}
         self._lazy = lazy
         for transport in transports:
             self.mount(transport)
@@ -131,6 +136,7 @@ class TransportRouter:
             )
         for scheme in names:
             self._by_scheme[scheme.lower()] = transport
+        self._by_url.clear()
 
     @property
     def schemes(self) -> frozenset[str]:
@@ -164,6 +170,9 @@ class TransportRouter:
         return transport
 
     def for_url(self, url: str) -> Transport:
+        found = self._by_url.get(url)
+        if found is not None:
+            return found
         scheme = urlsplit(url).scheme.lower()
         transport = self._by_scheme.get(scheme)
         if transport is None:
@@ -174,6 +183,9 @@ class TransportRouter:
                 f"(registered: {sorted(self.schemes)})",
                 field="target_url",
             )
+        if len(self._by_url) >= _ROUTE_CACHE:
+            self._by_url.clear()
+        self._by_url[url] = transport
         return transport
 
     def validate(self, url: str) -> None:
