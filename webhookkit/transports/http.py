@@ -1,14 +1,16 @@
-"""HTTP(S) delivery with aiohttp: one pooled session, Saleor's headers in Saleor's order.
+"""HTTP(S) delivery: one connection pool, Saleor's headers in Saleor's order.
 
-Hardened for URLs written by apps: the SSRF guard refuses internal addresses and connects
-only to the addresses it checked, TLS is verified, redirects are never followed, and every
-attempt runs under a connect and a total timeout.
+Requests go through the transport's own HTTP/1.1 client (:mod:`._http1`): a delivery is one
+POST of a known body, and aiohttp's ``ClientSession.post`` costs several times more CPU per
+request than the whole rest of the delivery pipeline. Hardened for URLs written by apps: the
+SSRF guard refuses internal addresses and connects only to the addresses it checked, TLS is
+verified, redirects are never followed, and every attempt runs under a connect and a total
+timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import re
 import ssl
@@ -17,17 +19,13 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from .._sanitize import sanitize_headers, sanitize_text
 from .._secret import REDACTED, SENSITIVE_HEADERS, redact_url
-from ..exceptions import (
-    ConfigurationError,
-    ConnectError,
-    DeliveryTimeoutError,
-    TLSError,
-    TransportError,
-)
+from ..exceptions import ConfigurationError, TransportError
+from ._http1 import OWNED_HEADERS, ConnectionPool, Target, transport_error
 from ._limits import check_limit, too_large
 from ._ssrf import AddressPolicy, GuardedResolver, IPAddress, IPNetwork
 from .base import OutboundMessage, Timeouts, Transport, TransportResult
@@ -44,8 +42,6 @@ DEFAULT_USER_AGENT = "Saleor/3.24 webhookkit/0.1"
 _READ_LIMIT = 4 * 1024 + 4  # enough bytes for 1,025 characters of any UTF-8 text
 _EXCERPT_LIMIT = 1024  # Saleor keeps 1,024 characters of the answer
 _CACHE_SIZE = 4096
-#: Larger bodies go to aiohttp as a stream (it warns about, and blocks on, big raw bytes).
-_INLINE_BODY = 1024 * 1024
 
 PathLike = str | os.PathLike[str]
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}")  # an HTTP field name (RFC 9110)
@@ -66,6 +62,8 @@ def check_delivery_id_header(name: str | None, *, field: str = "delivery_id_head
         raise ConfigurationError(
             f"{field}: {name!r} would shadow one of Saleor's own headers", field=field
         )
+    if lower == "host" or lower in OWNED_HEADERS:
+        raise ConfigurationError(f"{field}: {name!r} is set by the HTTP client itself", field=field)
     return name
 
 
@@ -164,12 +162,13 @@ def build_ssl_context(
 
 
 class HTTPTransport(Transport):
-    """POSTs bodies with aiohttp. Redirects are never followed; 2xx is success.
+    """POSTs bodies over HTTP/1.1. Redirects are never followed; 2xx is success.
 
-    One session (one connection pool, kept alive) per transport; ``limit`` caps connections
-    in all and ``limit_per_host`` per host (0: no cap, the default: the scheduler's
-    ``concurrency`` and per-webhook limits already bound the sends, and a per-host cap would
-    let one hanging webhook starve the other webhooks of its host). The SSRF guard refuses
+    One connection pool (connections kept alive for ``keepalive_timeout`` seconds) per
+    transport; ``limit`` caps connections in all and ``limit_per_host`` per host (0: no cap,
+    the default: the scheduler's ``concurrency`` and per-webhook limits already bound the
+    sends, and a per-host cap would let one hanging webhook starve the other webhooks of its
+    host). The SSRF guard refuses
     loopback, private, link-local, multicast, reserved and unspecified addresses unless
     ``allow_addresses`` lists them (``["127.0.0.1/32"]`` for tests); ``ssrf_guard=False``
     turns it off. ``resolver``
@@ -211,7 +210,11 @@ class HTTPTransport(Transport):
             )
         if limit < 0 or limit_per_host < 0:
             raise ConfigurationError("limit: connection limits must be >= 0", field="limit")
-        self._ssl: ssl.SSLContext | bool = True
+        if not isinstance(user_agent, str) or any(c in user_agent for c in "\r\n\x00"):
+            raise ConfigurationError(
+                "user_agent: expected a string without CR, LF or NUL", field="user_agent"
+            )
+        self._ssl: ssl.SSLContext | None = None
         if ssl_context is not None:
             self._ssl = ssl_context
         elif ca_bundle is not None or client_cert is not None:
@@ -222,95 +225,88 @@ class HTTPTransport(Transport):
         self._limit_per_host = limit_per_host
         self._keepalive = keepalive_timeout
         self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
         self._resolver: AbstractResolver | None = None
-        # Per-URL work done once: the parsed URL whose host passed the literal check, and
-        # the aiohttp timeout per Timeouts value (both small, bounded caches).
-        self._urls: dict[str, URL] = {}
-        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        # Per-URL work done once: the parsed URL whose host passed the literal check, with
+        # the parts of every request to it pre-formatted (a small, bounded cache).
+        self._targets: dict[str, Target] = {}
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._resolver = (
-                GuardedResolver(self.policy, self._inner_resolver)
-                if self.policy.enabled
-                else self._inner_resolver
-            )
-            connector = aiohttp.TCPConnector(
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The verifying context, the system's default one built on first HTTPS use."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    def _get_pool(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is None or pool.closed or pool.loop is not asyncio.get_running_loop():
+            if self._resolver is None:
+                self._resolver = (
+                    GuardedResolver(self.policy, self._inner_resolver)
+                    if self.policy.enabled
+                    else self._inner_resolver or ThreadedResolver()
+                )
+            pool = self._pool = ConnectionPool(
+                resolver=self._resolver,
+                ssl_context=self._ssl_context,
                 limit=self._limit,
                 limit_per_host=self._limit_per_host,
                 keepalive_timeout=self._keepalive,
-                ssl=self._ssl,
-                resolver=self._resolver,
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers={"User-Agent": self._user_agent},
-                auto_decompress=True,
-                trust_env=False,  # a proxy from the environment would bypass the SSRF guard
-            )
-        return self._session
+        return pool
 
-    def _url(self, raw: str) -> URL:
-        """The parsed URL, its host checked if it is an address literal (cached per URL)."""
-        url = self._urls.get(raw)
-        if url is None:
+    def _target(self, raw: str) -> Target:
+        """The URL's request parts, its host checked if it is an address literal (cached)."""
+        target = self._targets.get(raw)
+        if target is None:
             url = URL(raw)
             if not url.raw_host:
                 raise TransportError(f"invalid URL {redact_url(raw)}: no host", retryable=False)
             self.policy.check_literal(url.raw_host)
-            if len(self._urls) >= _CACHE_SIZE:
-                self._urls.clear()
-            self._urls[raw] = url
-        return url
-
-    def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
-        found = self._timeouts.get(timeouts)
-        if found is None:
-            found = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
-            if len(self._timeouts) >= _CACHE_SIZE:
-                self._timeouts.clear()
-            self._timeouts[timeouts] = found
-        return found
+            target = Target(url, self._user_agent)
+            if len(self._targets) >= _CACHE_SIZE:
+                self._targets.clear()
+            self._targets[raw] = target
+        return target
 
     async def send(self, message: OutboundMessage) -> TransportResult:
+        body = message.body
         limit = self.max_body_bytes
-        if limit is not None and len(message.body) > limit:
-            raise too_large(self, message.url, len(message.body), limit)
+        if limit is not None and len(body) > limit:
+            raise too_large(self, message.url, len(body), limit)
         headers = saleor_headers(message, self.delivery_id_header)
-        timeout = self._timeout(message.timeouts)
         try:
-            url = self._url(message.url)
-            async with self._get_session().post(
-                url,
-                data=message.body
-                if len(message.body) <= _INLINE_BODY
-                else io.BytesIO(message.body),
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
-                # Sync webhooks need the whole answer (up to body_limit); async ones an excerpt.
-                raw = await read_up_to(response.content, max(_READ_LIMIT, message.body_limit))
-                text = _decode(raw[:_READ_LIMIT], response.charset)
-                status = response.status
-                return TransportResult(
-                    ok=200 <= status < 300,
-                    status_code=status,
-                    response_excerpt=sanitize_text(text, _EXCERPT_LIMIT),
-                    # What webhookkit sent (as Saleor records it); aiohttp adds Host,
-                    # Accept, Accept-Encoding, Content-Length and the User-Agent.
-                    request_headers=record_headers(headers),
-                    response_headers=record_headers(response.headers.items()),
-                    # Saleor: 5xx is retried; 3xx (never followed) and 4xx are final.
-                    retryable=status >= 500,
-                    body=raw if message.body_limit else None,
-                )
+            target = self._target(message.url)
+            head = target.post(headers, len(body))
+            # Sync webhooks need the whole answer (up to body_limit); async ones an excerpt.
+            answer = await self._get_pool().send(
+                target,
+                head + body,
+                cap=max(_READ_LIMIT, message.body_limit),
+                head_only=False,
+                timeouts=message.timeouts,
+            )
         except Exception as exc:
-            error = _transport_error(exc, message.target, message.timeouts)
+            error = transport_error(exc, message.target, message.timeouts)
             if error is exc:
                 raise
             raise error from exc
+        raw = answer.body
+        status = answer.status
+        return TransportResult(
+            ok=200 <= status < 300,
+            status_code=status,
+            response_excerpt=sanitize_text(
+                _decode(raw[:_READ_LIMIT], answer.charset), _EXCERPT_LIMIT
+            ),
+            # What webhookkit sent (as Saleor records it); the client adds Host, User-Agent,
+            # Accept, Accept-Encoding and Content-Length.
+            request_headers=record_headers(headers),
+            response_headers=record_headers(answer.headers),
+            # Saleor: 5xx is retried; 3xx (never followed) and 4xx are final.
+            retryable=status >= 500,
+            body=raw if message.body_limit else None,
+        )
 
     async def request(
         self,
@@ -322,7 +318,7 @@ class HTTPTransport(Transport):
         timeouts: Timeouts | None = None,
         limit: int = 1_048_576,
     ) -> HTTPResponse:
-        """Any request through this transport's session: the same SSRF guard, TLS
+        """Any request through this transport's connection pool: the same SSRF guard, TLS
         verification, no redirects and timeouts as deliveries (for app installation: manifest
         fetch, token exchange). The answer's body is read whole, up to ``limit`` bytes; a
         larger one raises a :class:`TransportError`. Any status is returned, not raised.
@@ -332,7 +328,7 @@ class HTTPTransport(Transport):
             raise ConfigurationError("timeouts: expected a Timeouts or None", field="timeouts")
         if not isinstance(url, str):
             raise ConfigurationError("url: expected a string", field="url")
-        target = redact_url(url)
+        target_name = redact_url(url)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ConfigurationError("limit: must be an integer >= 0", field="limit")
         if not isinstance(method, str) or not _METHOD.fullmatch(method):
@@ -342,37 +338,49 @@ class HTTPTransport(Transport):
         if body is not None and not isinstance(body, bytes):
             raise ConfigurationError("body: expected bytes or None", field="body")
         pairs = _request_headers(headers)
+        if any(name.lower() in OWNED_HEADERS for name, _ in pairs):
+            raise ConfigurationError(
+                "headers: Content-Length, Transfer-Encoding, Connection and the like are set "
+                "by the HTTP client",
+                field="headers",
+            )
+        # aiohttp's rules, kept: a body or a method that carries one gets a Content-Length
+        # (and application/octet-stream unless a Content-Type is given).
+        carries = body is not None or method not in _NO_BODY_METHODS
+        length = len(body) if body is not None else (0 if carries else None)
         try:
-            async with self._get_session().request(
+            target = self._target(url)
+            head = target.head(
                 method,
-                self._url(url),
-                data=body,
-                headers=pairs,
-                timeout=self._timeout(timeouts),
-                allow_redirects=False,
-            ) as response:
-                data = await read_up_to(response.content, limit + 1)
-                if len(data) > limit:
-                    raise TransportError(
-                        f"answer from {target} is larger than {limit} bytes", retryable=False
-                    )
-                return HTTPResponse(
-                    status=response.status,
-                    headers=sanitize_headers(response.headers.items()),
-                    body=data,
-                )
+                pairs,
+                length,
+                default_content_type=body is not None or method in _BODY_METHODS,
+            )
+            answer = await self._get_pool().send(
+                target,
+                head + body if body else head,
+                cap=limit + 1,
+                head_only=method == "HEAD",
+                timeouts=timeouts,
+            )
         except Exception as exc:
-            error = _transport_error(exc, target, timeouts)
+            error = transport_error(exc, target_name, timeouts)
             if error is exc:
                 raise
             raise error from exc
+        if len(answer.body) > limit:
+            raise TransportError(
+                f"answer from {target_name} is larger than {limit} bytes", retryable=False
+            )
+        return HTTPResponse(
+            status=answer.status, headers=sanitize_headers(answer.headers), body=answer.body
+        )
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-            # Let the connector's transports finish closing before the loop goes away.
-            await asyncio.sleep(0)
-        self._session = None
+        """Close every connection (and the resolver); the next send opens new ones."""
+        pool, self._pool = self._pool, None
+        if pool is not None and not pool.closed:
+            await pool.aclose()
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
@@ -385,6 +393,9 @@ class HTTPTransport(Transport):
 
 
 _METHOD = re.compile(r"[A-Z]{1,20}")
+# aiohttp's method sets: no Content-Length without a body; a default Content-Type with one.
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
+_BODY_METHODS = frozenset({"PATCH", "POST", "PUT"})
 # Header names are RFC 9110 tokens; values printable ASCII, space and tab (no CR/LF).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]{0,8192}")
@@ -428,26 +439,5 @@ def _decode(raw: bytes, charset: str | None) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
-def _transport_error(exc: Exception, target: str, timeouts: Timeouts) -> Exception:
-    """The typed error for what went wrong talking to ``target`` (others pass unchanged)."""
-    if isinstance(exc, TransportError):
-        return exc
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return DeliveryTimeoutError(
-            f"timed out sending to {target} (budget {timeouts.total:g} s, "
-            f"connect {timeouts.connect:g} s)"
-        )
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        # Before ValueError: a certificate error is a ValueError too (ssl.CertificateError).
-        return TLSError(f"TLS failed with {target}: {_describe(exc)}")
-    if isinstance(exc, aiohttp.InvalidURL | ValueError):
-        return TransportError(f"invalid URL {target}: {_describe(exc)}", retryable=False)
-    if isinstance(exc, aiohttp.ClientConnectionError | OSError):
-        return ConnectError(f"cannot connect to {target}: {_describe(exc)}")
-    if isinstance(exc, aiohttp.ClientError):
-        return TransportError(f"HTTP error for {target}: {_describe(exc)}")
-    return exc
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+#: Kept for callers of the old name: the typed error for a failure talking to ``target``.
+_transport_error = transport_error
