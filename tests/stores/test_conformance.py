@@ -1,7 +1,7 @@
 """One behaviour suite for every store: memory (the reference), SQLite and PostgreSQL.
 
-Every test gets the ``store`` fixture three times; times are passed explicitly, so leases and
-retries are tested without sleeping.
+Every test gets the ``store`` fixture four times (PostgreSQL unpartitioned and partitioned by
+day); times are passed explicitly, so leases and retries are tested without sleeping.
 """
 
 from __future__ import annotations

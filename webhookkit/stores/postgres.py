@@ -35,6 +35,7 @@ from ..delivery.records import (
 from ..exceptions import ConfigurationError, StoreError
 from ..installations import AppInstallation
 from . import _sql as q
+from . import partitions as _partitions
 from ._dsn import validate_dsn
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, IdempotencyKey, StoredKey
 
@@ -73,6 +74,9 @@ class PostgresStore:
     errors with its password. The schema (tables prefixed ``webhookkit_``) is created and
     migrated by :meth:`open`, versioned in ``webhookkit_schema_migrations``.
     ``listen=False`` skips the LISTEN connection, for processes that only queue.
+    ``partitioned=True`` (or ``?partitioned=true`` in ``dsn``) gives a new database daily
+    partitions of deliveries and attempts, which retention drops whole
+    (:mod:`webhookkit.stores.partitions`); a partitioned database is used as such either way.
     """
 
     def __init__(
@@ -83,8 +87,12 @@ class PostgresStore:
         max_size: int = 10,
         listen: bool = True,
         command_timeout: float | None = 60.0,
+        partitioned: bool = False,
     ) -> None:
         validate_dsn(dsn)
+        dsn, from_url = _partitions.split_url_option(dsn)
+        if not isinstance(partitioned, bool):
+            raise ConfigurationError("partitioned: expected True or False", field="partitioned")
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ConfigurationError(
                 f"store: need 0 <= min_size ({min_size}) <= max_size ({max_size}), max_size >= 1",
@@ -95,6 +103,11 @@ class PostgresStore:
         self._max_size = max_size
         self._listen = listen
         self._command_timeout = command_timeout
+        self._want_partitioned = partitioned or bool(from_url)
+        #: Whether the open database is partitioned (known once open) and its statements.
+        self.partitioned = False
+        self._finish_attempt_sql: str = q.FINISH_ATTEMPT_POSTGRES
+        self._finish_many_sql: str = q.FINISH_MANY_POSTGRES
         self._pg: ModuleType | None = None
         self._pool: Any = None
         self._listener: Any = None
@@ -128,13 +141,20 @@ class PostgresStore:
                 )
             try:
                 async with self._errors("migrate"), pool.acquire() as conn:
-                    await _migrate(conn)
+                    if await _migrate(conn, partitioned=self._want_partitioned):
+                        self._use_partitions()
+                        await _partitions.ensure_partitions(conn, *_partitions.days_ahead())
                 if self._listen:
                     await self._connect_listener()
             except BaseException:
                 await pool.close()
                 raise
             self._pool = pool
+
+    def _use_partitions(self) -> None:
+        self.partitioned = True
+        self._finish_attempt_sql = _partitions.finish_attempt_sql()
+        self._finish_many_sql = _partitions.finish_many_sql()
 
     @contextlib.asynccontextmanager
     async def _errors(self, action: str) -> AsyncIterator[None]:
@@ -465,11 +485,14 @@ class PostgresStore:
             return
         try:
             await self._execute(
-                "finish_many", q.FINISH_MANY_POSTGRES, *q.finish_many_params(D, results)
+                "finish_many", self._finish_many_sql, *q.finish_many_params(D, results)
             )
         except StoreError as exc:
             pg = self._pg
-            if pg is not None and isinstance(exc.__cause__, pg.ForeignKeyViolationError):
+            # NOT NULL: the partitioned layout's attempt found no delivery to take its day from.
+            if pg is not None and isinstance(
+                exc.__cause__, (pg.ForeignKeyViolationError, pg.NotNullViolationError)
+            ):
                 raise StoreError("finish_many: a delivery does not exist") from exc.__cause__
             raise
 
@@ -494,7 +517,7 @@ class PostgresStore:
         attempt_row = q.attempt_params(D, attempt)
         try:
             row = await self._fetchrow(
-                "finish_attempt", q.FINISH_ATTEMPT_POSTGRES, *finish, *attempt_row
+                "finish_attempt", self._finish_attempt_sql, *finish, *attempt_row
             )
         except StoreError as exc:
             pg = self._pg
@@ -532,6 +555,10 @@ class PostgresStore:
         text, args = q.purge_sql(D, now, keep_success, keep_failed)
         payloads_sql = q.purge_payloads_sql(D)
         deleted = 0
+        if self.partitioned:  # whole days first, then the rows of days still live
+            deleted, text = await _partitions.purge_days(
+                self._conn, now, keep_success, keep_failed, text
+            )
         while True:
             # One transaction per batch: a long purge never holds many row locks at once.
             async with self._conn("purge") as conn, conn.transaction():
@@ -673,8 +700,9 @@ class PostgresStore:
                 log.exception("webhookkit: keys listener raised")
 
 
-async def _migrate(conn: Any) -> None:
-    """Create or upgrade the schema; an advisory lock lets many processes start at once."""
+async def _migrate(conn: Any, *, partitioned: bool = False) -> bool:
+    """Create or upgrade the schema; an advisory lock lets many processes start at once.
+    True if the database is partitioned (a new one is, with ``partitioned``)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
         await conn.execute(D.ddl(q.CREATE_MIGRATIONS_TABLE))
@@ -685,6 +713,7 @@ async def _migrate(conn: Any) -> None:
             await conn.execute(
                 q.INSERT_MIGRATION, migration.version, migration.description, datetime.now(UTC)
             )
+        return await _partitions.settle_layout(conn, fresh=current == 0, requested=partitioned)
 
 
 def _redact_dsn(dsn: str) -> str:
