@@ -863,6 +863,16 @@ class ConnectionPool:
         self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False
 
+    @property
+    def open_connections(self) -> int:
+        """Connections open or being opened (what ``limit`` caps)."""
+        return self._total
+
+    @property
+    def idle_connections(self) -> int:
+        """Kept-alive connections waiting in the pool."""
+        return sum(len(idle) for idle in self._idle.values())
+
     # -- sending -------------------------------------------------------------------------
 
     async def send(

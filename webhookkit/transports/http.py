@@ -239,7 +239,10 @@ class HTTPTransport(Transport):
 
     def _get_pool(self) -> ConnectionPool:
         pool = self._pool
-        if pool is None or pool.closed or pool.loop is not asyncio.get_running_loop():
+        loop = asyncio.get_running_loop()
+        if pool is None or pool.closed or pool.loop is not loop:
+            if pool is not None and pool.loop is not loop:
+                self._resolver = None  # bound to the old loop (a threaded resolver is)
             if self._resolver is None:
                 self._resolver = (
                     GuardedResolver(self.policy, self._inner_resolver)
