@@ -46,7 +46,7 @@ import ssl
 import zlib
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Final
+from typing import Final, cast
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
@@ -236,7 +236,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Not an isinstance check: uvloop's transports do not subclass asyncio.Transport.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
