@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import chain
 
 __all__ = [
     "EXCERPT_LIMIT",
@@ -63,10 +64,17 @@ def sanitize_headers(
     """Header pairs as storable text (see :func:`sanitize_text`); each name and value is cut to
     ``limit`` characters."""
     items = pairs if isinstance(pairs, tuple) else tuple(pairs)
-    # One check over all the text at C speed: headers are nearly always plain ASCII.
-    texts = [text for pair in items for text in pair]
-    if all(type(t) is str for t in texts):
-        joined = "".join(texts)  # type: ignore[arg-type]
-        if joined.isascii() and joined.isprintable() and max(map(len, texts), default=0) <= limit:
+    # One check over all the text at C speed: headers are nearly always plain ASCII. join()
+    # refuses bytes (TypeError), which then take the slow path.
+    try:
+        joined = "".join(chain.from_iterable(items))  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    else:
+        if (
+            joined.isascii()
+            and joined.isprintable()
+            and (len(joined) <= limit or all(len(t) <= limit for pair in items for t in pair))
+        ):
             return items  # type: ignore[return-value]
     return tuple((sanitize_text(name, limit), sanitize_text(value, limit)) for name, value in items)
