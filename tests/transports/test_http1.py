@@ -22,6 +22,8 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from conftest import Received, Receiver
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transports.conftest import ReceiverFactory
 from transports.helpers import outbound
@@ -33,8 +35,15 @@ from webhookkit import (
     Timeouts,
     TransportError,
 )
+from webhookkit._sanitize import sanitize_headers
+from webhookkit._secret import REDACTED, SENSITIVE_HEADERS
 from webhookkit.transports._http1 import DRAIN_LIMIT, HEAD_LIMIT, ConnectionPool
-from webhookkit.transports.http import _EXCERPT_LIMIT, DEFAULT_USER_AGENT, HTTPTransport
+from webhookkit.transports.http import (
+    _EXCERPT_LIMIT,
+    DEFAULT_USER_AGENT,
+    HTTPTransport,
+    record_headers,
+)
 
 LOOPBACK = ["127.0.0.1/32"]
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
@@ -922,3 +931,34 @@ async def test_aiohttp_servers_chunked_and_compressed_answers(receiver: Receiver
         assert pool_of(transport).idle_connections == 1
     finally:
         await transport.aclose()
+
+
+# -- the attempt record ------------------------------------------------------------------------
+
+
+def record_headers_before(headers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """record_headers as it was before the fast path (the reference it must equal)."""
+    out = []
+    for key, value in sanitize_headers(headers):
+        lower = key.lower()
+        if lower in SENSITIVE_HEADERS or lower.startswith("authorization"):
+            value = REDACTED
+        out.append((key, value))
+    return tuple(out)
+
+
+header_text = st.one_of(
+    st.sampled_from(
+        ["Saleor-Signature", "authorization-x", "AUTHORIZATION", "Set-Cookie", "X-Trace", "ok"]
+    ),
+    st.text(max_size=20),
+    st.text(alphabet="ab\x00\x7f\ud800é\t", max_size=5),
+    st.just("v" * 9000),
+)
+
+
+@given(st.lists(st.tuples(header_text, header_text), max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_record_headers_equals_the_reference(headers: list[tuple[str, str]]) -> None:
+    assert record_headers(headers) == record_headers_before(headers)
+    assert record_headers(tuple(headers)) == record_headers_before(headers)

@@ -158,6 +158,26 @@ def _header_name(raw: bytes) -> tuple[str, str]:
     return found
 
 
+# Header lines seen before (most answers repeat theirs): line -> (pair, lowercase name, value).
+_LINES: dict[bytes, tuple[tuple[str, str], str, bytes]] = {}
+_LINE_CACHE_LIMIT: Final = 256  # longer lines are parsed every time
+
+
+def _header_line(line: bytes) -> tuple[tuple[str, str], str, bytes]:
+    """One header line of a block already checked for control characters."""
+    raw_name, colon, raw_value = line.partition(b":")
+    if not colon:
+        raise AnswerError("a header line has no colon")
+    name, lower = _header_name(raw_name)
+    raw_value = raw_value.strip(b" \t")
+    parsed = ((name, raw_value.decode("utf-8", "surrogateescape")), lower, raw_value)
+    if len(line) <= _LINE_CACHE_LIMIT:
+        if len(_LINES) >= _CACHE_SIZE:
+            _LINES.clear()
+        _LINES[line] = parsed
+    return parsed
+
+
 # -- connections ---------------------------------------------------------------------------
 
 
@@ -520,14 +540,13 @@ class _Connection(asyncio.Protocol):
         connection = b""
         encoding = b""
         ctype: str | None = None
+        lines_seen = _LINES
         for line in lines[1:]:
-            raw_name, colon, raw_value = line.partition(b":")
-            if not colon:
-                raise AnswerError("a header line has no colon")
-            name, lower = _header_name(raw_name)
-            raw_value = raw_value.strip(b" \t")
-            value = raw_value.decode("utf-8", "surrogateescape")
-            headers.append((name, value))
+            parsed = lines_seen.get(line)
+            if parsed is None:
+                parsed = _header_line(line)
+            pair, lower, raw_value = parsed
+            headers.append(pair)
             if lower in _FRAMING:
                 if lower == "content-length":
                     if not raw_value.isdigit() or (length is not None and raw_value != length):
@@ -545,7 +564,7 @@ class _Connection(asyncio.Protocol):
                 elif lower == "content-encoding":
                     encoding = raw_value.lower()
                 elif ctype is None:
-                    ctype = value
+                    ctype = pair[1]
         if status < 200:
             if status == 101:
                 raise AnswerError("unexpected 101 Switching Protocols")

@@ -22,7 +22,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from .._sanitize import sanitize_headers, sanitize_text
+from .._sanitize import HEADER_LIMIT, sanitize_headers, sanitize_text
 from .._secret import REDACTED, SENSITIVE_HEADERS, redact_url
 from ..exceptions import ConfigurationError, TransportError
 from ._http1 import OWNED_HEADERS, ConnectionPool, Target, transport_error
@@ -88,6 +88,8 @@ def saleor_headers(
     id_header = message.delivery_id_header or delivery_id_header
     if id_header and message.delivery_id:
         headers.append((id_header, message.delivery_id))
+    if not message.custom_headers:
+        return headers
     position = {name.lower(): i for i, (name, _) in enumerate(headers)}
     for key, value in message.custom_headers:
         lower = key.lower()
@@ -108,13 +110,47 @@ def record_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str],
     Beyond :data:`SENSITIVE_HEADERS` this also hides every ``Authorization*`` custom header
     (Saleor accepts any key starting with ``authorization``).
     """
+    pairs = headers if type(headers) is tuple else tuple(headers)
+    # sanitize_headers' own fast path, checked in one join: short printable ASCII text needs
+    # nothing; anything else goes through it.
+    try:
+        joined = "".join([key + value for key, value in pairs])
+    except TypeError:
+        pairs = sanitize_headers(pairs)
+    else:
+        if len(joined) > HEADER_LIMIT or not (joined.isascii() and joined.isprintable()):
+            pairs = sanitize_headers(pairs)
+    secret = _SECRET_NAMES
+    hidden = False
+    for key, _ in pairs:
+        found = secret.get(key)
+        if found is None:
+            found = _is_secret(key)
+        if found:
+            hidden = True
+            break
+    if not hidden:
+        return pairs
     out = []
-    for key, value in sanitize_headers(headers):
-        lower = key.lower()
-        if lower in SENSITIVE_HEADERS or lower.startswith("authorization"):
-            value = REDACTED
-        out.append((key, value))
+    for key, value in pairs:
+        found = secret.get(key)
+        if found is None:
+            found = _is_secret(key)
+        out.append((key, REDACTED) if found else (key, value))
     return tuple(out)
+
+
+#: Header name -> whether its value is hidden in records (names repeat: decided once each).
+_SECRET_NAMES: dict[str, bool] = {}
+
+
+def _is_secret(name: str) -> bool:
+    lower = name.lower()
+    hidden = lower in SENSITIVE_HEADERS or lower.startswith("authorization")
+    if len(_SECRET_NAMES) >= _CACHE_SIZE:
+        _SECRET_NAMES.clear()
+    _SECRET_NAMES[name] = hidden
+    return hidden
 
 
 @dataclass(frozen=True, slots=True)
