@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import random
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -555,6 +556,54 @@ async def test_request_refuses_an_answer_over_its_limit(
         await transport.request("GET", server.url, limit=299)
     assert caught.value.retryable is False
     assert (await transport.request("GET", server.url, limit=300)).body == b"a" * 300
+
+
+def split_answers() -> dict[str, tuple[bytes, int, str]]:
+    packed = gzip.compress(b"split across many reads " * 8)
+    return {
+        "length": (
+            b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 11\r\n\r\nhello world",
+            200,
+            "hello world",
+        ),
+        "chunked-gzip-trailers": (
+            b"HTTP/1.1 503 Busy\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + chunked(packed[:7], packed[7:30], packed[30:], trailers=b"X-T: 1\r\nX-U: 2\r\n"),
+            503,
+            "split across many reads " * 8,
+        ),
+        "interim-then-final": (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",
+            202,
+            "ok",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(split_answers()))
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_answers_split_across_many_reads(
+    servers: Servers, transports: Transports, name: str, seed: int
+) -> None:
+    answer, status, text = split_answers()[name]
+    rng = random.Random(seed)
+
+    async def respond(request: Request, writer: asyncio.StreamWriter) -> bool:
+        at = 0
+        while at < len(answer):
+            step = rng.randint(1, 9)
+            writer.write(answer[at : at + step])
+            at += step
+            await writer.drain()
+            await asyncio.sleep(0.001)  # separate TCP segments, so separate reads
+        return True
+
+    server = await servers(respond)
+    transport = transports()
+    for _ in range(2):
+        result = await transport.send(outbound(server.url))
+        assert (result.status_code, result.response_excerpt) == (status, text)
+    assert server.connections == 1
 
 
 # -- broken answers ------------------------------------------------------------------------

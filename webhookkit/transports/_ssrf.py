@@ -7,10 +7,11 @@ documentation...) is refused, in IPv4 and IPv6, from the guard's own table; IPv6
 IPv4 address inside.
 
 The check sits in the connection path, not in front of it. :class:`GuardedResolver` is the
-aiohttp resolver: it checks every address a name resolves to and hands aiohttp only the
-accepted ones, so the socket connects to an address that was checked (no window for a DNS
-answer that changes between the check and the connection). Address literals in URLs never
-reach a resolver in aiohttp, so :meth:`AddressPolicy.check_literal` judges them before sending.
+HTTP transport's resolver (an aiohttp ``AbstractResolver``): it checks every address a name
+resolves to and hands the transport's HTTP/1.1 client only the accepted ones, so the socket
+connects to an address that was checked (no window for a DNS answer that changes between the
+check and the connection). Address literals in URLs never reach a resolver, so
+:meth:`AddressPolicy.check_literal` judges them before sending.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def parse_ip_literal(host: str) -> IPAddress | None:
 
 
 def looks_like_ip_literal(host: str) -> bool:
-    """True where aiohttp would connect to ``host`` without resolving it (it has a ':' or is
-    all digits and dots): such hosts never pass through the resolver."""
+    """True where an HTTP client may connect to ``host`` without resolving it (it has a ':'
+    or is all digits and dots): such hosts may never pass through the resolver."""
     return ":" in host or host.replace(".", "").isdigit()
 
 
@@ -227,9 +228,10 @@ class AddressPolicy:
         return refusal_reason(ip)
 
     def check_literal(self, host: str) -> None:
-        """Refuse a URL host that is an address literal aiohttp would connect to unresolved.
+        """Refuse a URL host that is an address literal (the HTTP transport connects to a
+        literal unresolved).
 
-        Names are left to :class:`GuardedResolver`. A host aiohttp treats as a literal but
+        Names are left to :class:`GuardedResolver`. A host that looks like a literal but
         that is no valid address is refused too, since nothing could vouch for it.
         """
         if not self.enabled:
@@ -282,7 +284,8 @@ class GuardedResolver(AbstractResolver):
     """An aiohttp resolver that passes on only the addresses ``policy`` accepts.
 
     ``resolver`` does the lookups (default: aiohttp's threaded ``getaddrinfo`` resolver).
-    aiohttp connects to the addresses returned here, so what was checked is what is used.
+    The HTTP transport connects to the addresses returned here (and caches them for 10 s),
+    so what was checked is what is used.
     """
 
     def __init__(self, policy: AddressPolicy, resolver: AbstractResolver | None = None) -> None:
