@@ -379,6 +379,23 @@ async def test_aclose_closes_every_connection(servers: Servers, transports: Tran
     assert (await transport.send(outbound(server.url + "/after"))).ok  # a new pool
 
 
+async def test_aclose_fails_sends_in_flight_and_waiting_with_connect_errors(
+    servers: Servers, transports: Transports
+) -> None:
+    server = await servers(hang)
+    transport = transports(limit=1)
+    in_flight = asyncio.create_task(transport.send(outbound(server.url + "/1")))
+    await until(lambda: len(server.requests) == 1, "the first request is in flight")
+    waiting = asyncio.create_task(transport.send(outbound(server.url + "/2")))
+    await asyncio.sleep(0.01)
+    await transport.aclose()
+    for task in (in_flight, waiting):
+        with pytest.raises(ConnectError, match="closed"):
+            await task
+    await until(lambda: server.client_closed == 1, "the connection was closed")
+    assert [r.path for r in server.requests] == ["/1"]
+
+
 # -- framing and encodings -----------------------------------------------------------------
 
 

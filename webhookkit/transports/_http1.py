@@ -1140,8 +1140,8 @@ class ConnectionPool:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        for lookup in list(self._lookups.values()):
-            lookup.cancel()
+        # DNS lookups in flight are left to finish: cancelling one would surface as a
+        # cancellation in every send waiting on it.
         while self._waiters:
             _, future = self._waiters.popleft()
             if not future.done():
