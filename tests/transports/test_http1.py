@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from conftest import Received, Receiver
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transports.conftest import ReceiverFactory
@@ -1028,3 +1028,80 @@ header_text = st.one_of(
 def test_record_headers_equals_the_reference(headers: list[tuple[str, str]]) -> None:
     assert record_headers(headers) == record_headers_before(headers)
     assert record_headers(tuple(headers)) == record_headers_before(headers)
+
+
+# -- generated answers ---------------------------------------------------------------------
+
+TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+OWN_FRAMING = {"content-length", "transfer-encoding", "connection", "content-encoding"}
+
+
+@st.composite
+def generated_answers(draw: st.DrawFn) -> tuple[bytes, int, list[tuple[str, str]], bytes]:
+    """A well-formed answer, and what the client must make of it."""
+    status = draw(st.sampled_from([200, 201, 202, 299, 400, 404, 418, 500, 503, 599]))
+    names = st.text(TOKEN_CHARS, min_size=1, max_size=12).filter(
+        lambda n: n.lower() not in OWN_FRAMING
+    )
+    values = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30)
+    headers = draw(st.lists(st.tuples(names, values), max_size=6))
+    body = draw(st.binary(max_size=3000))
+    coding = draw(st.sampled_from(["identity", "gzip", "deflate"]))
+    wire = body
+    if coding == "gzip":
+        wire = gzip.compress(body)
+    elif coding == "deflate":
+        wire = zlib.compress(body)
+    framing = [f"{name}: {value}" for name, value in headers]
+    sent = list(headers)
+    if coding != "identity":
+        framing.append(f"Content-Encoding: {coding}")
+        sent.append(("Content-Encoding", coding))
+    if draw(st.booleans()):
+        framing.append(f"Content-Length: {len(wire)}")
+        sent.append(("Content-Length", str(len(wire))))
+        payload = wire
+    else:
+        framing.append("Transfer-Encoding: chunked")
+        sent.append(("Transfer-Encoding", "chunked"))
+        cuts = sorted(draw(st.lists(st.integers(0, len(wire)), max_size=5)))
+        parts = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+        payload = chunked(
+            *[p for p in parts if p], trailers=draw(st.sampled_from([b"", b"T: 1\r\n"]))
+        )
+    head = f"HTTP/1.1 {status} Whatever\r\n" + "".join(f"{line}\r\n" for line in framing) + "\r\n"
+    return head.encode() + payload, status, sent, body
+
+
+@given(generated_answers(), st.randoms(use_true_random=False))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_generated_answers_parse_to_what_was_sent(
+    answer: tuple[bytes, int, list[tuple[str, str]], bytes], rng: random.Random
+) -> None:
+    data, status, headers, body = answer
+
+    async def respond(request: Request, writer: asyncio.StreamWriter) -> bool:
+        at = 0
+        while at < len(data):  # in pieces, each its own write
+            step = rng.randint(1, 400)
+            writer.write(data[at : at + step])
+            at += step
+            await writer.drain()
+        return True
+
+    async def roundtrip() -> None:
+        server = WireServer(respond)
+        await server.start()
+        transport = HTTPTransport(allow_addresses=LOOPBACK)
+        try:
+            for _ in range(2):
+                result = await transport.send(outbound(server.url, body_limit=10_000))
+                assert result.status_code == status
+                assert list(result.response_headers) == headers
+                assert result.body == body
+            assert server.connections == 1
+        finally:
+            await transport.aclose()
+            await server.aclose()
+
+    asyncio.run(roundtrip())
