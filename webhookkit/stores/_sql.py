@@ -524,7 +524,7 @@ FINISH_ATTEMPT_POSTGRES: Final = f"""
 # Batched claims: a window over the first due rows caps each webhook's share of a batch, so a
 # backlog for one endpoint cannot fill it; the payload body comes along, once per payload.
 _D_COLUMNS: Final = ", ".join("d." + c.strip() for c in DELIVERY_COLUMNS.split(","))
-_U_COLUMNS: Final = ", ".join("u." + c.strip() for c in DELIVERY_COLUMNS.split(","))
+_N_COLUMNS: Final = ", ".join("n." + c.strip() for c in DELIVERY_COLUMNS.split(","))
 CLAIM_BATCH_POSTGRES: Final = f"""
     WITH due AS (
         SELECT d.id, d.webhook_id, d.due_at FROM webhookkit_deliveries AS d
@@ -553,16 +553,18 @@ CLAIM_BATCH_POSTGRES: Final = f"""
         UPDATE webhookkit_deliveries AS d SET lease_until = $3, due_at = $3
         WHERE d.id = ANY(ARRAY(SELECT id FROM pick))
         RETURNING {_D_COLUMNS}
-    ), p AS (
-        SELECT id, created_at, body FROM webhookkit_payloads
-        WHERE id = ANY(ARRAY(SELECT DISTINCT payload_id FROM u))
+    ), n AS (
+        SELECT u.*, row_number() OVER (PARTITION BY u.payload_id ORDER BY u.id) AS rn FROM u
     )
-    -- Joins of the small CTEs only: no plan here may scan a table.
-    SELECT {_U_COLUMNS}, pick.due_at AS claimed_due, p.created_at AS payload_created_at,
-        CASE WHEN row_number() OVER (PARTITION BY u.payload_id ORDER BY u.id) = 1
-            THEN p.body END AS body
-    FROM u JOIN pick ON pick.id = u.id JOIN p ON p.id = u.payload_id
-    ORDER BY claimed_due, u.id"""
+    -- No join: each payload is read once, by primary key, on its first delivery's row (a join
+    -- of these CTEs is planned from guessed row counts and became a loop over both). Batch
+    -- order is by the time each delivery was due to be tried.
+    SELECT {_N_COLUMNS},
+        CASE WHEN n.rn = 1 THEN (SELECT p.created_at FROM webhookkit_payloads AS p
+            WHERE p.id = n.payload_id) END AS payload_created_at,
+        CASE WHEN n.rn = 1 THEN (SELECT p.body FROM webhookkit_payloads AS p
+            WHERE p.id = n.payload_id) END AS body
+    FROM n ORDER BY COALESCE(n.next_try_at, n.created_at), n.id"""
 SELECT_DUE_CAPPED_SQLITE: Final = f"""
     WITH due AS (
         -- Named: without statistics SQLite would take the status index and sort every

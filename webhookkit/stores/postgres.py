@@ -44,6 +44,7 @@ __all__ = ["CHANNEL", "PostgresStore"]
 log = logging.getLogger("webhookkit.stores")
 
 D = q.POSTGRES
+_ORDERED_SCAN: Final = "SET LOCAL enable_bitmapscan = off"
 #: The LISTEN/NOTIFY channel that announces newly queued or released deliveries.
 CHANNEL: Final = "webhookkit_deliveries"
 #: Announced by the configuration triggers (schema migration 6) on every app/webhook change.
@@ -464,16 +465,21 @@ class PostgresStore:
     ) -> ClaimedBatch:
         if limit <= 0:
             return ClaimedBatch([], {})
-        rows = await self._fetch(
-            "claim_batch",
-            q.CLAIM_BATCH_POSTGRES,
-            D.ts(now),
-            limit,
-            D.ts(now + lease),
-            D.id_list(sorted(exclude_webhooks)),
-            limit * 4,
-            per_webhook if per_webhook is not None else limit,
-        )
+        async with self._conn("claim_batch") as conn, conn.transaction():
+            # A queue table's statistics are nearly always stale (a backlog builds within
+            # seconds, autovacuum analyzes within minutes): with few rows expected the planner
+            # reads and sorts every due row by bitmap scan; the ordered due index stops after
+            # the batch. The setting lasts for this transaction only.
+            await conn.execute(_ORDERED_SCAN)
+            rows = await conn.fetch(
+                q.CLAIM_BATCH_POSTGRES,
+                D.ts(now),
+                limit,
+                D.ts(now + lease),
+                D.id_list(sorted(exclude_webhooks)),
+                limit * 4,
+                per_webhook if per_webhook is not None else limit,
+            )
         deliveries = [q.row_to_delivery(D, r) for r in rows]
         payloads = {
             r["payload_id"]: q.row_to_claimed_payload(D, r) for r in rows if r["body"] is not None
