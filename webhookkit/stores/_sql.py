@@ -471,6 +471,33 @@ LIST_ATTEMPTS: Final = (
     f"SELECT {ATTEMPT_COLUMNS} FROM webhookkit_attempts WHERE delivery_id = $1 ORDER BY number, seq"
 )
 INSERT_ATTEMPT: Final = _insert("webhookkit_attempts", ATTEMPT_COLUMNS)
+# A trigger's rows in one PostgreSQL statement, one round trip and one implicit transaction:
+# the payloads and deliveries as column arrays, then the workers' NOTIFY (sent on commit).
+# Both data-modifying CTEs always run to completion; a delivery's payload, inserted by the
+# same statement, satisfies the foreign key (checked at the statement's end).
+# Parameters: payload columns ($1-$4), delivery columns ($5-$20), channel, count.
+INSERT_TRIGGER_POSTGRES: Final = f"""
+    WITH p AS (
+        INSERT INTO webhookkit_payloads ({PAYLOAD_COLUMNS})
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[])
+        RETURNING 1
+    ), d AS (
+        INSERT INTO webhookkit_deliveries ({DELIVERY_COLUMNS})
+        SELECT * FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+            $10::timestamptz[], $11::text[], $12::timestamptz[], $13::int[], $14::timestamptz[],
+            $15::text[], $16::timestamptz[], $17::timestamptz[], $18::int[], $19::timestamptz[],
+            $20::text[])
+        RETURNING 1
+    )
+    SELECT pg_notify($21, $22)"""
+
+
+def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows of ``width`` values as ``width`` column lists (the arrays of an unnest insert)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(col) for col in zip(*rows, strict=True)]
+
 
 # Claiming: SQLite selects then updates inside one write transaction (one writer at a time);
 # PostgreSQL does both in one statement, skipping rows another worker has locked.
