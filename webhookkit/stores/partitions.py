@@ -341,7 +341,7 @@ async def convert_to_partitioned(dsn: str) -> None:
     """
     from .postgres import _MIGRATION_LOCK, PostgresStore
 
-    store = PostgresStore(dsn, min_size=0, max_size=1, listen=False)
+    store = PostgresStore(dsn, min_size=0, max_size=1, listen=False, partitioned=False)
     try:
         await store.open()
         async with store._conn("convert_to_partitioned") as conn, conn.transaction():
