@@ -326,6 +326,7 @@ class Scheduler:
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
         self._progress = asyncio.Condition()
+        self._backlog = False  # the last claim was full: the store may hold more due work
         self._progress_waiters = 0  # notifying a condition nobody waits on costs a lock round
         self._inflight: dict[asyncio.Task[_Health], Delivery] = {}
         self._active_ids: set[str] = set()  # held locally or in flight
@@ -566,6 +567,8 @@ class Scheduler:
         else:
             await self._postpone(self.gate.release_blocked(now), now)
         self._pump(now)
+        if room > 0:
+            self._backlog = len(claimed) == room
         return bool(claimed) and len(claimed) == room
 
     async def _sleep(self) -> None:
@@ -676,8 +679,17 @@ class Scheduler:
                 self._pump(now)  # keep the endpoint's pipeline full without a loop round
         # Wake the claim loop only when a claim would be worth it (or to notice idleness):
         # one loop round per finished send costs more than the send's own bookkeeping.
+        # The local queue is refilled before it runs dry: while the last claim was full (the
+        # store has more), a claim round trip started only once nothing waits would leave
+        # send slots idle, so the next one starts when fewer than half a concurrency's worth
+        # of deliveries wait.
         room = self._room()
-        if room >= self._claim_size // 2 or not self._inflight or self._stopping:
+        if (
+            room >= self._claim_size // 2
+            or (self._backlog and room > 0 and self.gate.held_count < self._concurrency // 2)
+            or not self._inflight
+            or self._stopping
+        ):
             self._wake.set()
 
     def _breaker_changed(self, webhook_id: str, state: str) -> None:
