@@ -629,7 +629,10 @@ FINISH_MANY_POSTGRES: Final = f"""
         lease_until = NULL, last_error = i.last_error, updated_at = i.now,
         due_at = CASE WHEN i.status = 'pending' THEN COALESCE(i.next_try_at, d.created_at)
             ELSE NULL END
-    FROM i WHERE d.id = i.id AND d.status = 'pending'"""
+    FROM i WHERE d.id = i.id AND d.id = ANY($1::text[])
+        -- "Still pending", written so that it cannot use the pending-only due index: on a
+        -- queue table's stale statistics the planner read every pending row through it.
+        AND d.status NOT IN ('success', 'failed')"""
 FINISH_ONE_SQLITE: Final = SQLITE.sql(
     """UPDATE webhookkit_deliveries SET
         status = $2, attempts = attempts + 1, next_try_at = $3, lease_until = NULL,
@@ -694,7 +697,8 @@ def release_sql(dialect: Dialect) -> str:
         "UPDATE webhookkit_deliveries SET lease_until = $2, due_at = CASE "
         "WHEN $2 > COALESCE(next_try_at, created_at) THEN $2 "
         "ELSE COALESCE(next_try_at, created_at) END "
-        f"WHERE status = 'pending' AND {dialect.in_ids('id', '$1')}"
+        # "Still pending" that no status index can answer: the ids must drive the lookup.
+        f"WHERE {dialect.in_ids('id', '$1')} AND status NOT IN ('success', 'failed')"
     )
 
 
