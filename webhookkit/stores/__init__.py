@@ -27,8 +27,10 @@ def open_store(store: Store | str | None) -> Store:
 
     URLs: ``memory://``; ``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or
     ``sqlite:///:memory:``; ``postgresql://user:password@host:port/db`` (also ``postgres://``,
-    query parameters as libpq takes them). Nothing connects until the store's ``open()``, but
-    a malformed URL is refused here (:class:`ConfigurationError`, ``field="store"``).
+    query parameters as libpq takes them; ``partitioned=true`` asks for the day-partitioned
+    layout of :mod:`webhookkit.stores.partitions`). Nothing connects until the store's
+    ``open()``, but a malformed URL is refused here (:class:`ConfigurationError`,
+    ``field="store"``).
     """
     from ..exceptions import ConfigurationError
 

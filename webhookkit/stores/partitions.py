@@ -31,7 +31,7 @@ a purge deletes a delivery's attempts with it. What the foreign key also did, lo
 delivery against a concurrent delete, is not done (the finish statement updates that row
 itself, and a lock taken after that update finds nothing): an attempt recorded by a worker in
 the very instant its finished, expired delivery is purged stays behind, in that delivery's day,
-until the day's partition is dropped.
+until the day's partition is dropped (for good, if that day is the default partition's).
 
 An existing unpartitioned database is never converted behind the operator's back: opening it
 with ``partitioned=True`` raises :class:`~webhookkit.ConfigurationError` (``field=
@@ -93,7 +93,6 @@ DDL_STATEMENT_TIMEOUT_MS: Final = 2000
 CONVERT_DAYS: Final = 62
 #: Serialises the creation of partitions by concurrently starting processes.
 _PARTITION_LOCK: Final = 0x77686B5F707274  # "whk_prt"
-_DAY_NAME: Final = re.compile(rf"^{DELIVERIES}_p(\d{{8}})$")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 #: Unique indexes of the unpartitioned tables, rebuilt with the partition key added.
@@ -260,7 +259,6 @@ async def _partition_tables(conn: Any, today: date) -> None:
         unique, plain = await _unique_and_plain_indexes(conn, table)
         saved[table] = (unique, plain, await _foreign_keys(conn, table))
     for table in (DELIVERIES, ATTEMPTS):
-        unique, plain, _ = saved[table]
         sequence = await conn.fetchval("SELECT pg_get_serial_sequence($1, 'seq')", table)
         await conn.execute(f"ALTER TABLE {table} RENAME TO {old[table]}")
         names = await conn.fetch(
