@@ -911,7 +911,7 @@ class CountingResolver(AbstractResolver):
         self.answers = answers
         self.lookups: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:  # type: ignore[override]
+    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:
         self.lookups.append(host)
         await asyncio.sleep(0)
         return [
