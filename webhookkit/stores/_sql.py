@@ -640,6 +640,44 @@ FINISH_ONE_SQLITE: Final = SQLITE.sql(
         due_at = CASE WHEN $2 = 'pending' THEN COALESCE($3, created_at) ELSE NULL END
     WHERE id = $1 AND status = 'pending'"""
 )
+# SQLite: many rows in one statement from one JSON array of rows. An ``executemany`` steps
+# once per row, and every step gives up and takes back the GIL in the store's thread: with
+# the event loop busy sending, each of those hand-overs can wait for the loop's thread.
+
+
+def _json_values(count: int) -> str:
+    return ", ".join(f"json_extract(r.value, '$[{i}]')" for i in range(count))
+
+
+INSERT_DELIVERIES_SQLITE: Final = (
+    f"INSERT INTO webhookkit_deliveries ({DELIVERY_COLUMNS}) "
+    f"SELECT {_json_values(16)} FROM json_each(?1) AS r"
+)
+INSERT_ATTEMPTS_SQLITE: Final = (
+    f"INSERT INTO webhookkit_attempts ({ATTEMPT_COLUMNS}) "
+    f"SELECT {_json_values(13)} FROM json_each(?1) AS r"
+)
+# The rows of :func:`finish_params` (id, status, next_try_at, last_error, now); ids unique.
+# "Still pending" written so that no status index can answer it: each JSON row then finds
+# its delivery by primary key (with `status = 'pending'` SQLite walked every pending row).
+FINISH_MANY_SQLITE: Final = """
+    UPDATE webhookkit_deliveries AS d SET
+        status = i.status, attempts = d.attempts + 1, next_try_at = i.next_try_at,
+        lease_until = NULL, last_error = i.last_error, updated_at = i.now,
+        due_at = CASE WHEN i.status = 'pending' THEN COALESCE(i.next_try_at, d.created_at)
+            ELSE NULL END
+    FROM (SELECT json_extract(r.value, '$[0]') AS id, json_extract(r.value, '$[1]') AS status,
+            json_extract(r.value, '$[2]') AS next_try_at,
+            json_extract(r.value, '$[3]') AS last_error, json_extract(r.value, '$[4]') AS now
+          FROM json_each(?1) AS r) AS i
+    WHERE d.id = i.id AND d.status NOT IN ('success', 'failed')"""
+
+
+def json_rows(rows: Sequence[tuple[Any, ...]]) -> str:
+    """Rows as one JSON array of arrays (the parameter of the statements above)."""
+    return json.dumps(rows, separators=(",", ":"))
+
+
 COUNT_IDS_SQLITE: Final = (
     f"SELECT count(*) AS n FROM webhookkit_deliveries WHERE {SQLITE.in_ids('id', '?1')}"
 )

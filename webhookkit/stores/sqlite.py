@@ -280,7 +280,7 @@ class SQLiteStore:
                 connection, D, payloads, deliveries, idempotency_key=idempotency_key
             )
         payload_rows = [q.payload_params(D, p) for p in payloads]
-        delivery_rows = [q.delivery_params(D, d) for d in deliveries]
+        deliveries_json = q.json_rows([q.delivery_params(D, d) for d in deliveries])
         key_row = None if idempotency_key is None else q.idempotency_key_params(D, idempotency_key)
 
         def work(conn: sqlite3.Connection) -> list[str] | None:
@@ -296,7 +296,7 @@ class SQLiteStore:
                                 raise StoreError(q.KEY_VANISHED)
                             return q.delivery_ids_of(held["delivery_ids"])
                     conn.executemany(D.sql(q.INSERT_PAYLOAD), payload_rows)
-                    conn.executemany(D.sql(q.INSERT_DELIVERY), delivery_rows)
+                    conn.execute(q.INSERT_DELIVERIES_SQLITE, (deliveries_json,))
             except sqlite3.IntegrityError as exc:
                 if "FOREIGN KEY" in str(exc):
                     raise StoreError(q.MISSING_PAYLOAD) from exc
@@ -402,16 +402,22 @@ class SQLiteStore:
             q.finish_params(D, r.delivery_id, r.attempt, r.status, r.next_try_at, r.now)
             for r in results
         ]
-        attempts = [q.attempt_params(D, r.attempt) for r in results]
+        attempts = q.json_rows([q.attempt_params(D, r.attempt) for r in results])
         ids = sorted({r.delivery_id for r in results})
+        # One statement per table; two attempts of one delivery in a batch (never sent by the
+        # scheduler, possible through the API) are applied one by one, in order.
+        batched = len(ids) == len(finishes)
 
         def work(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 known = conn.execute(q.COUNT_IDS_SQLITE, (D.id_list(ids),)).fetchone()["n"]
                 if known != len(ids):
                     raise StoreError("finish_many: a delivery does not exist")
-                conn.executemany(q.FINISH_ONE_SQLITE, finishes)
-                conn.executemany(D.sql(q.INSERT_ATTEMPT), attempts)
+                if batched:
+                    conn.execute(q.FINISH_MANY_SQLITE, (q.json_rows(finishes),))
+                else:
+                    conn.executemany(q.FINISH_ONE_SQLITE, finishes)
+                conn.execute(q.INSERT_ATTEMPTS_SQLITE, (attempts,))
 
         await self._run(work)
 
