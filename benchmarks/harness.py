@@ -504,10 +504,10 @@ def render(report: Report, command: str) -> str:
         "",
         facts,
         "",
-        "Every baseline below was measured in the same run as the figures beside it. The "
-        "figures measure the webhookkit code committed at the commit above; the lead's store "
-        "and scheduler rewrite (batched claims and finishes) may land after this run, so run "
-        "`make bench` again for current figures.",
+        "Every baseline below was measured in the same run as the figures beside it, on "
+        "the webhookkit code of the commit above (uncommitted changes, if any, are flagged "
+        "there). Other jobs on the machine slow every side; the ratios hold better than the "
+        "rates.",
     ]
     for name in (*SCENARIOS, "targets"):
         if name in report.tables:
