@@ -606,11 +606,19 @@ SELECT_DUE_CAPPED_SQLITE: Final = f"""
             row_number() OVER (PARTITION BY webhook_id ORDER BY due_at, id) AS rn
         FROM due
     )
-    SELECT id, due_at FROM ranked WHERE rn <= ?5 ORDER BY due_at, id LIMIT ?2"""
+    -- One row, the picks as JSON: each row of a result is one step of the store's thread,
+    -- and each step hands the GIL back and forth with the event loop.
+    SELECT json_group_array(json_array(id, due_at)) AS picked FROM (
+        SELECT id, due_at FROM ranked WHERE rn <= ?5 ORDER BY due_at, id LIMIT ?2)"""
+_CLAIMED_PAIRS: Final = ", ".join(
+    f"'{c.strip()}', d.{c.strip()}" for c in DELIVERY_COLUMNS.split(",")
+)
 SELECT_CLAIMED_SQLITE: Final = f"""
-    SELECT {_D_COLUMNS}, p.created_at AS payload_created_at, p.body AS body
-    FROM webhookkit_deliveries AS d JOIN webhookkit_payloads AS p ON p.id = d.payload_id
-    WHERE {SQLITE.in_ids("d.id", "?1")}"""
+    SELECT json_group_array(json_object({_CLAIMED_PAIRS})) AS claimed
+    FROM webhookkit_deliveries AS d WHERE {SQLITE.in_ids("d.id", "?1")}"""
+SELECT_PAYLOADS_SQLITE: Final = (
+    f"SELECT {PAYLOAD_COLUMNS} FROM webhookkit_payloads WHERE {SQLITE.in_ids('id', '?1')}"
+)
 # Finishing many attempts in one statement: the attempts and the deliveries' new states as
 # arrays; only deliveries still pending change (a late attempt keeps the final outcome).
 FINISH_MANY_POSTGRES: Final = f"""

@@ -8,6 +8,7 @@ processes or machines send the same deliveries.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -375,24 +376,31 @@ class SQLiteStore:
         params = (D.ts(now), limit, D.id_list(sorted(exclude_webhooks)), limit * 4, cap)
         until = D.ts(now + lease)
 
-        def work(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            # One transaction, one thread hop for the whole batch.
+        def work(conn: sqlite3.Connection) -> tuple[list[Any], list[sqlite3.Row]]:
+            # One transaction, one thread hop, and a handful of steps for the whole batch:
+            # the picks and the claimed rows come back as one JSON value each.
             with _transaction(conn):
-                due = conn.execute(q.SELECT_DUE_CAPPED_SQLITE, params).fetchall()
-                if not due:
-                    return []
-                ids = [r["id"] for r in due]
-                conn.execute(q.lease_sql(D), (until, D.id_list(ids)))
-                rows = conn.execute(q.SELECT_CLAIMED_SQLITE, (D.id_list(ids),)).fetchall()
-            order = {delivery_id: i for i, delivery_id in enumerate(ids)}
-            return sorted(rows, key=lambda r: order[r["id"]])
+                picked = json.loads(
+                    conn.execute(q.SELECT_DUE_CAPPED_SQLITE, params).fetchone()["picked"]
+                )
+                if not picked:
+                    return [], []
+                # Due order, made here: the order an aggregate sees its rows is not promised.
+                picked.sort(key=lambda pick: (pick[1], pick[0]))
+                ids = D.id_list([pick[0] for pick in picked])
+                conn.execute(q.lease_sql(D), (until, ids))
+                claimed = json.loads(
+                    conn.execute(q.SELECT_CLAIMED_SQLITE, (ids,)).fetchone()["claimed"]
+                )
+                payload_ids = D.id_list(sorted({row["payload_id"] for row in claimed}))
+                bodies = conn.execute(q.SELECT_PAYLOADS_SQLITE, (payload_ids,)).fetchall()
+            order = {pick[0]: i for i, pick in enumerate(picked)}
+            claimed.sort(key=lambda row: order[row["id"]])
+            return claimed, bodies
 
-        rows = await self._run(work)
-        deliveries = [q.row_to_delivery(D, r) for r in rows]
-        payloads: dict[str, Payload] = {}
-        for row in rows:
-            if row["payload_id"] not in payloads:
-                payloads[row["payload_id"]] = q.row_to_claimed_payload(D, row)
+        claimed, bodies = await self._run(work)
+        deliveries = [q.row_to_delivery(D, row) for row in claimed]
+        payloads = {row["id"]: q.row_to_payload(D, row) for row in bodies}
         return ClaimedBatch(deliveries, payloads)
 
     async def finish_many(self, results: Sequence[AttemptResult]) -> None:
