@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from aiohttp import web
 from conftest import LOOPBACK, Received, Receiver
 
-from webhookkit import DeliveryStatus, HTTPTransport, WebhookKit
+from webhookkit import DeliveryStatus, HTTPTransport, InvalidFieldError, WebhookKit
 from webhookkit.testing import FakeClock
 
 
@@ -53,3 +55,25 @@ async def test_unordered_webhooks_send_without_waiting(kit: WebhookKit, receiver
     await kit.wait_idle()
     assert len(receiver.received) == 2
     assert all(d.ordering_key is None for d in [await kit.get_delivery(i) for i in ids] if d)
+
+
+async def test_an_ordering_key_no_store_can_keep_is_refused_and_nothing_is_queued(
+    tmp_path: Path,
+) -> None:
+    # SQLite would cut a key at its NUL (so "a\0b" and "a\0c" would share one order) and
+    # keep a lone surrogate as undecodable bytes; PostgreSQL refuses both.
+    for store in ("memory://", f"sqlite:///{tmp_path / 'keys.db'}"):
+        async with WebhookKit(domain="shop.example.com", store=store) as kit:
+            app = await kit.apps.create("erp", permissions=["MANAGE_ORDERS"])
+            await kit.webhooks.create(
+                app, target_url="https://erp.example.com/h", events=["ORDER_UPDATED"], ordered=True
+            )
+            for bad in ("a\x00b", "key-\ud800"):
+                with pytest.raises(InvalidFieldError, match="ordering_key") as caught:
+                    await kit.trigger("ORDER_UPDATED", payload={"n": 1}, ordering_key=bad)
+                assert caught.value.field == "ordering_key"
+            assert await kit.list_deliveries() == []
+            # A subject id with the same characters is made storable instead of refused.
+            [made] = await kit.trigger("ORDER_UPDATED", subject={"id": "a\x00b"}, payload={})
+            delivery = await kit.get_delivery(made)
+            assert delivery is not None and delivery.ordering_key == "a\ufffdb"

@@ -30,9 +30,9 @@ from typing import Any, TypeVar
 from ._ids import new_id
 from .apps import App
 from .delivery.records import Delivery, Payload
-from .dispatcher import FILTERED, WebhookKit
+from .dispatcher import FILTERED, WebhookKit, ordering_key_for
 from .events import EventType
-from .exceptions import ConfigurationError, InvalidFieldError, StoreError
+from .exceptions import ConfigurationError, StoreError
 from .filters import filter_targets
 from .payloads import PayloadGroup, PayloadRequest, build_blocking
 from .stores import PostgresStore, SQLiteStore
@@ -189,8 +189,7 @@ class BlockingKit:
         dialect = _dialect(kit) if connection is not None else None
         if dialect is q.SQLITE and not self._thread.ready:
             self._open_beside(connection)
-        if ordering_key is not None and not isinstance(ordering_key, str):
-            raise InvalidFieldError("ordering_key: must be a string", field="ordering_key")
+        key = ordering_key_for(ordering_key, subject)
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
             app = subject
         targets = self.run(self._lookup(event_type, app))
@@ -212,7 +211,6 @@ class BlockingKit:
         if filtered:
             loop_ = self._thread.loop()
             loop_.call_soon_threadsafe(kit.scheduler.stats.skip, FILTERED, len(filtered))
-        key = ordering_key if ordering_key is not None else _subject_key(subject)
         loop = self._thread.loop()
         for group in groups:
             for webhook in group.webhooks if group.body is None else ():
@@ -288,11 +286,6 @@ def _dialect(kit: WebhookKit) -> q.Dialect:
         f"store, not {type(kit.store).__name__}",
         field="connection",
     )
-
-
-def _subject_key(subject: Any) -> str:
-    value = subject.get("id") if isinstance(subject, dict) else getattr(subject, "id", None)
-    return "*" if value is None else str(value)
 
 
 def _rows(

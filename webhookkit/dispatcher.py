@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from ._catalog import Catalog
 from ._ids import new_id
 from ._manage import AppManager, WebhookManager
+from ._sanitize import first_unstorable, sanitize_text
 from ._secret import redact_url
 from .apps import App, Webhook, validate_api_url, validate_domain
 from .clock import Clock, SystemClock
@@ -417,8 +418,7 @@ class WebhookKit:
                 f"SQLite store, not {type(self.store).__name__}",
                 field="connection",
             )
-        if ordering_key is not None and not isinstance(ordering_key, str):
-            raise InvalidFieldError("ordering_key: must be a string", field="ordering_key")
+        key = ordering_key_for(ordering_key, subject)
         if idempotency_key is not None:
             if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255:
                 raise InvalidFieldError(
@@ -459,7 +459,6 @@ class WebhookKit:
         payloads: list[Payload] = []
         deliveries: list[Delivery] = []
         too_large: list[tuple[Delivery, PayloadTooLargeError]] = []
-        key = ordering_key if ordering_key is not None else _subject_key(subject)
         for group in groups:
             if group.body is None:
                 reason = group.reason or "empty payload"
@@ -734,11 +733,31 @@ class WebhookKit:
         )
 
 
-def _subject_key(subject: Any) -> str:
-    """The ordering key a subject implies: its ``id`` (attribute or mapping key), else one
-    key for everything (the webhook's deliveries all go in order)."""
-    value = subject.get("id") if isinstance(subject, dict) else getattr(subject, "id", None)
-    return "*" if value is None else str(value)
+#: Characters of a subject id kept as its ordering key.
+_KEY_LIMIT = 1024
+
+
+def ordering_key_for(ordering_key: str | None, subject: Any) -> str:
+    """The ordering key of a trigger: ``ordering_key``, else the one its subject implies (its
+    ``id``, attribute or mapping key), else one key for everything (the webhook's deliveries
+    all go in order). A given key is refused unless every store can keep it as it is: NUL and
+    lone surrogates would be cut, refused or mangled differently by each store, and two keys
+    differing only there would then share one order. A key taken from the subject has those
+    characters replaced instead (sharing an order only serialises more)."""
+    if ordering_key is None:
+        value = subject.get("id") if isinstance(subject, dict) else getattr(subject, "id", None)
+        return "*" if value is None else sanitize_text(str(value), _KEY_LIMIT)
+    if not isinstance(ordering_key, str):
+        raise InvalidFieldError("ordering_key: must be a string", field="ordering_key")
+    key = ordering_key
+    at = first_unstorable(key)
+    if at is not None:
+        raise InvalidFieldError(
+            f"ordering_key: character {at} ({key[at]!r}) is a control character or a lone "
+            "surrogate, which the stores cannot keep",
+            field="ordering_key",
+        )
+    return key
 
 
 _T = TypeVar("_T")
