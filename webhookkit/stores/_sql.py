@@ -708,9 +708,7 @@ def finish_many_params(d: Dialect, results: Sequence[AttemptResult]) -> tuple[li
         finish_params(d, r.delivery_id, r.attempt, r.status, r.next_try_at, r.now) for r in results
     ]
     attempts = [attempt_params(d, r.attempt) for r in results]
-    return tuple(list(col) for col in zip(*finishes, strict=True)) + tuple(
-        list(col) for col in zip(*attempts, strict=True)
-    )
+    return (*columns(finishes, 5), *columns(attempts, 13))
 
 
 # A manual retry: a finished delivery becomes pending now, with a fresh retry budget.
