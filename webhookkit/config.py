@@ -133,8 +133,11 @@ class DeliveryConfig:
       deliveries come back when it ends;
     - ``poll_interval``: seconds between looks at the store for work queued by other processes
       (``None``: 1 s on durable stores, never on the memory store);
-    - ``flush_interval``: seconds finished attempts may wait to be written together (durable
-      stores); a crash before the flush only lets the lease run out (at-least-once);
+    - ``flush_interval``: durable stores write finished attempts in batches. ``0`` (the
+      default): a write starts as soon as the previous one ended, with every attempt finished
+      meanwhile (group commit: batches grow with the load and no attempt waits for a timer);
+      a positive value makes each attempt wait up to that many seconds for others. A crash
+      before the write only lets the lease run out (at-least-once);
     - ``max_queued``: back-pressure: ``trigger`` waits while the store holds this many pending
       deliveries (``None``: never waits);
     - ``drain_timeout``: seconds ``aclose`` waits for sends in flight;
@@ -146,7 +149,7 @@ class DeliveryConfig:
     batch_size: int | None = None
     lease: timedelta = timedelta(minutes=5)
     poll_interval: float | None = None
-    flush_interval: float = 0.005
+    flush_interval: float = 0.0
     max_queued: int | None = 100_000
     drain_timeout: float = 30.0
     timeouts: Timeouts = field(default_factory=Timeouts)

@@ -122,10 +122,18 @@ class Finisher:
 
     :meth:`add` returns once the result is written, so a send slot stays taken until its
     attempt is on record: a crash loses at most ``concurrency`` sent-but-unrecorded
-    deliveries, which the lease brings back (at-least-once). Results wait at most
-    ``flush_interval`` seconds, or until ``batch`` are waiting; a failed write keeps them and
-    tries again with backoff. With ``flush_interval == 0`` each result is written at once
-    (the memory store: nothing to amortise).
+    deliveries, which the lease brings back (at-least-once). A failed write keeps the results
+    and tries again with backoff. When a write starts:
+
+    - ``flush_interval > 0``: once the oldest waiting result has waited that long, or half of
+      ``batch`` are waiting;
+    - ``flush_interval == 0`` and ``grouped``: at once if no write is running, else as soon
+      as it ends, with every result that arrived meanwhile (group commit without a timer:
+      the batch grows with the load, and no result waits for a clock);
+    - ``flush_interval == 0``, not ``grouped``: each result on its own, at once (the memory
+      store: nothing to amortise).
+
+    One write takes at most ``batch`` results.
     """
 
     def __init__(
@@ -135,10 +143,12 @@ class Finisher:
         *,
         flush_interval: float,
         batch: int = 500,
+        grouped: bool = False,
     ) -> None:
         self._store = store
         self._stats = stats
         self._interval = flush_interval
+        self._grouped = grouped or flush_interval > 0
         self._batch = max(batch, 1)
         self._pending: list[tuple[AttemptResult, asyncio.Future[None]]] = []
         self._kick = asyncio.Event()
@@ -156,7 +166,7 @@ class Finisher:
 
     async def add(self, result: AttemptResult) -> None:
         """Record ``result``; returns when it is written (or when shutdown gave up on it)."""
-        if self._interval == 0 and not self._pending:
+        if not self._grouped and not self._pending:
             self._writing += 1
             try:
                 await self._store.finish_many([result])
@@ -171,7 +181,7 @@ class Finisher:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((result, done))
         self._ensure_task()
-        if len(self._pending) >= self._batch:
+        if len(self._pending) >= self._batch // 2:
             self._kick.set()
         # No shield: a cancelled caller cancels only its own future; the result stays queued
         # and is written all the same (_resolve skips futures already done).
@@ -183,7 +193,7 @@ class Finisher:
 
     async def _run(self) -> None:
         while self._pending:
-            if not self._closing and self._interval > 0 and len(self._pending) < self._batch:
+            if not self._closing and self._interval > 0 and len(self._pending) < self._batch // 2:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), self._interval)
             self._kick.clear()
@@ -344,8 +354,10 @@ class Scheduler:
             store,
             self.stats,
             flush_interval=config.flush_interval if durable else 0.0,
-            # Every waiting result holds a send slot: flush before half of them are taken.
-            batch=max(config.concurrency // 2, 1),
+            # Every waiting result holds a send slot: with a timer, a write starts before
+            # half of them are taken.
+            batch=config.concurrency,
+            grouped=durable,
         )
         self._outage = _Outage("claiming deliveries", self.stats)
         # Back-pressure: deliveries known pending in the store (an estimate kept locally and

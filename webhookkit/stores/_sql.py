@@ -84,7 +84,8 @@ class Dialect:
         if value is None:
             return None
         if isinstance(value, datetime):
-            return value.astimezone(UTC)
+            # asyncpg hands back UTC already: skip the conversion on every claimed row.
+            return value if value.tzinfo is UTC else value.astimezone(UTC)
         return EPOCH + timedelta(microseconds=int(value))
 
     def id_list(self, ids: Sequence[str]) -> Any:
@@ -704,11 +705,12 @@ def row_to_claimed_payload(d: Dialect, row: Row) -> Payload:
 
 def finish_many_params(d: Dialect, results: Sequence[AttemptResult]) -> tuple[list[Any], ...]:
     """The column arrays of :data:`FINISH_MANY_POSTGRES`."""
-    finishes = [
-        finish_params(d, r.delivery_id, r.attempt, r.status, r.next_try_at, r.now) for r in results
+    rows = [
+        finish_params(d, r.delivery_id, r.attempt, r.status, r.next_try_at, r.now)
+        + attempt_params(d, r.attempt)
+        for r in results
     ]
-    attempts = [attempt_params(d, r.attempt) for r in results]
-    return (*columns(finishes, 5), *columns(attempts, 13))
+    return tuple(columns(rows, 18))
 
 
 # A manual retry: a finished delivery becomes pending now, with a fresh retry budget.
@@ -810,6 +812,15 @@ def purge_payloads_sql(dialect: Dialect) -> str:
 
 def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
+
+
+def _dump_pairs(pairs: tuple[tuple[str, str], ...]) -> str:
+    """Header pairs as a JSON array of two-item arrays (what :func:`_pairs` reads back)."""
+    # Tuples encode as arrays; one encoder object spares json.dumps' per-call setup.
+    return _COMPACT.encode(pairs) if pairs else "[]"
 
 
 def _pairs(value: str) -> tuple[tuple[str, str], ...]:
@@ -1025,8 +1036,8 @@ def attempt_params(d: Dialect, attempt: Attempt) -> tuple[Any, ...]:
         float(attempt.duration),
         attempt.response_status_code,
         attempt.response_excerpt,
-        _dump([list(pair) for pair in attempt.request_headers]),
-        _dump([list(pair) for pair in attempt.response_headers]),
+        _dump_pairs(attempt.request_headers),
+        _dump_pairs(attempt.response_headers),
         attempt.error_kind,
         attempt.error,
         attempt.retryable,
