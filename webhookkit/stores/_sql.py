@@ -704,13 +704,32 @@ def row_to_claimed_payload(d: Dialect, row: Row) -> Payload:
 
 
 def finish_many_params(d: Dialect, results: Sequence[AttemptResult]) -> tuple[list[Any], ...]:
-    """The column arrays of :data:`FINISH_MANY_POSTGRES`."""
-    rows = [
-        finish_params(d, r.delivery_id, r.attempt, r.status, r.next_try_at, r.now)
-        + attempt_params(d, r.attempt)
-        for r in results
-    ]
-    return tuple(columns(rows, 18))
+    """The column arrays of :data:`FINISH_MANY_POSTGRES`: :func:`finish_params` then
+    :func:`attempt_params` of each result, built a column at a time (a batch is written on
+    every flush, and a comprehension per column costs far less than a tuple per row)."""
+    ts = d.ts
+    attempts = [r.attempt for r in results]
+    errors = [a.error for a in attempts]
+    return (
+        [r.delivery_id for r in results],
+        [DeliveryStatus(r.status).value for r in results],
+        [ts(r.next_try_at) for r in results],
+        errors,
+        [ts(r.now) for r in results],
+        [a.id for a in attempts],
+        [a.delivery_id for a in attempts],
+        [a.number for a in attempts],
+        [ts(a.created_at) for a in attempts],
+        [AttemptStatus(a.status).value for a in attempts],
+        [float(a.duration) for a in attempts],
+        [a.response_status_code for a in attempts],
+        [a.response_excerpt for a in attempts],
+        [_dump_pairs(a.request_headers) for a in attempts],
+        [_dump_pairs(a.response_headers) for a in attempts],
+        [a.error_kind for a in attempts],
+        list(errors),
+        [a.retryable for a in attempts],
+    )
 
 
 # A manual retry: a finished delivery becomes pending now, with a fresh retry budget.
@@ -965,6 +984,30 @@ def due_at(delivery: Delivery) -> datetime | None:
     if delivery.lease_until is not None and delivery.lease_until > due:
         return delivery.lease_until
     return due
+
+
+def delivery_columns(d: Dialect, deliveries: Sequence[Delivery]) -> list[list[Any]]:
+    """The :func:`delivery_params` of ``deliveries`` as column lists (an unnest insert's
+    arrays), built a column at a time."""
+    ts = d.ts
+    return [
+        [x.id for x in deliveries],
+        [x.payload_id for x in deliveries],
+        [x.webhook_id for x in deliveries],
+        [x.app_id for x in deliveries],
+        [x.event for x in deliveries],
+        [ts(x.created_at) for x in deliveries],
+        [DeliveryStatus(x.status).value for x in deliveries],
+        [ts(x.next_try_at) for x in deliveries],
+        [x.attempts for x in deliveries],
+        [ts(x.lease_until) for x in deliveries],
+        [x.last_error for x in deliveries],
+        [ts(x.updated_at) for x in deliveries],
+        [ts(due_at(x)) for x in deliveries],
+        [x.retry_base for x in deliveries],
+        [ts(x.requeued_at) for x in deliveries],
+        [x.ordering_key for x in deliveries],
+    ]
 
 
 def delivery_params(d: Dialect, delivery: Delivery) -> tuple[Any, ...]:

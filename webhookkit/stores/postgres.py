@@ -378,11 +378,9 @@ class PostgresStore:
             return await awrite_outbox(
                 connection, D, payloads, deliveries, idempotency_key=idempotency_key
             )
-        payload_rows = [q.payload_params(D, p) for p in payloads]
-        delivery_rows = [q.delivery_params(D, d) for d in deliveries]
         key_row = None if idempotency_key is None else q.idempotency_key_params(D, idempotency_key)
         async with self._conn("add_deliveries") as conn:
-            return await self._write_deliveries(conn, payload_rows, delivery_rows, key_row)
+            return await self._write_deliveries(conn, payloads, deliveries, key_row)
 
     async def find_idempotency_key(self, key: str, now: datetime) -> list[str] | None:
         row = await self._fetchrow("find_idempotency_key", q.FIND_IDEMPOTENCY_KEY, key, D.ts(now))
@@ -391,24 +389,26 @@ class PostgresStore:
     async def _write_deliveries(
         self,
         conn: Any,
-        payload_rows: list[tuple[Any, ...]],
-        delivery_rows: list[tuple[Any, ...]],
+        payloads: Sequence[Payload],
+        deliveries: Sequence[Delivery],
         key_row: tuple[Any, ...] | None = None,
     ) -> list[str] | None:
         pg = self._pg
         assert pg is not None
+        payload_rows = [q.payload_params(D, p) for p in payloads]
         try:
-            if key_row is None and delivery_rows:
+            if key_row is None and deliveries:
                 # The common trigger: one statement instead of BEGIN, two inserts, NOTIFY and
                 # COMMIT (five round trips, and the deliveries' executions one row at a time).
                 await conn.fetchval(
                     q.INSERT_TRIGGER_POSTGRES,
                     *q.columns(payload_rows, 4),
-                    *q.columns(delivery_rows, 16),
+                    *q.delivery_columns(D, deliveries),
                     CHANNEL,
-                    str(len(delivery_rows)),
+                    str(len(deliveries)),
                 )
                 return None
+            delivery_rows = [q.delivery_params(D, d) for d in deliveries]
             async with conn.transaction():
                 if (
                     key_row is not None
