@@ -10,8 +10,9 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from stores.factories import LEASE, at, delivery, finish, payload
+from stores.factories import LEASE, at, attempt, delivery, finish, payload
 from webhookkit import DeliveryStatus, StoreError
+from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import PostgresStore, WorkNotifier
 
 LISTENERS = (
@@ -220,3 +221,50 @@ async def test_timestamps_keep_microseconds_and_come_back_in_utc(
     assert loaded is not None
     assert loaded.created_at == at(0) + timedelta(microseconds=1)
     assert loaded.created_at.utcoffset() == timedelta(0)
+
+
+async def test_attempts_need_no_foreign_key_and_leave_nothing_behind(
+    stores: Callable[..., PostgresStore], pg_dsn: str
+) -> None:
+    """Migration 11 drops the attempts' foreign key (a trigger and a locking lookup per attempt
+    written): the finish statements refuse an unknown delivery themselves, and the purge
+    deletes a delivery's attempts with it."""
+    store = stores()
+    await store.open()
+    db = await asyncpg.connect(pg_dsn)
+    try:
+        assert not await db.fetchval(
+            "SELECT count(*) FROM pg_constraint WHERE conname = $1",
+            "webhookkit_attempts_delivery_id_fkey",
+        )
+        await store.add_deliveries([payload("p1")], [delivery("d1", "p1"), delivery("d2", "p1")])
+        await finish(store, "d1", DeliveryStatus.SUCCESS, when=1)
+        await store.finish_many(
+            [
+                AttemptResult(
+                    "d2", attempt("d2", ok=True, when=1), DeliveryStatus.SUCCESS, None, at(1)
+                )
+            ]
+        )
+        with pytest.raises(StoreError, match="not found"):
+            await finish(store, "ghost", DeliveryStatus.SUCCESS, when=2)
+        ghost = AttemptResult(
+            "ghost", attempt("ghost", when=2), DeliveryStatus.SUCCESS, None, at(2)
+        )
+        with pytest.raises(StoreError, match="does not exist"):
+            # With a known delivery in the same batch: the statement writes all or nothing.
+            await store.finish_many(
+                [
+                    AttemptResult(
+                        "d1", attempt("d1", 2, when=2), DeliveryStatus.SUCCESS, None, at(2)
+                    ),
+                    ghost,
+                ]
+            )
+        assert await db.fetchval("SELECT count(*) FROM webhookkit_attempts") == 2
+
+        assert await store.purge(at(0) + timedelta(days=30), keep_success=None) == 2
+        assert await db.fetchval("SELECT count(*) FROM webhookkit_attempts") == 0
+        assert await db.fetchval("SELECT count(*) FROM webhookkit_deliveries") == 0
+    finally:
+        await db.close()

@@ -459,6 +459,48 @@ def _with_delivery_time(statement: str) -> str:
     return statement[: match.start()] + replacement + statement[match.end() :]
 
 
+def _with_delivery_check(statement: str) -> str:
+    """``statement`` with its attempt insert taking ``delivery_id`` from the delivery row: an
+    unknown delivery gives NULL, which NOT NULL refuses (what a foreign key would do, for a
+    primary-key lookup instead of a trigger per row)."""
+    match = _INSERT_ATTEMPT.search(statement)
+    if match is None:
+        raise StoreError(
+            "the attempt insert of a finish statement has a shape webhookkit.stores."
+            "partitions does not know"
+        )
+    cols = [c.strip() for c in match.group("cols").split(",")]
+    lookup = "(SELECT x.id FROM webhookkit_deliveries AS x WHERE x.id = {})"
+    target = f"INSERT INTO webhookkit_attempts ({', '.join(cols)})"
+    if match.group("values") is not None:
+        values = [v.strip() for v in match.group("values").split(",")]
+        at = cols.index("delivery_id")
+        values[at] = lookup.format(values[at])
+        replacement = f"{target} SELECT {', '.join(values)}"
+    else:
+        aliases = [f"t.c{i}" for i in range(len(cols))]
+        at = cols.index("delivery_id")
+        picked = [lookup.format(a) if i == at else a for i, a in enumerate(aliases)]
+        replacement = (
+            f"{target} SELECT {', '.join(picked)} FROM {match.group('source')} "
+            f"AS t({', '.join(a[2:] for a in aliases)})"
+        )
+    return statement[: match.start()] + replacement + statement[match.end() :]
+
+
+@cache
+def checked_finish_attempt_sql() -> str:
+    """:data:`~webhookkit.stores._sql.FINISH_ATTEMPT_POSTGRES` for the plain layout since
+    migration 11 (no foreign key from attempts to deliveries)."""
+    return _with_delivery_check(q.FINISH_ATTEMPT_POSTGRES)
+
+
+@cache
+def checked_finish_many_sql() -> str:
+    """:data:`~webhookkit.stores._sql.FINISH_MANY_POSTGRES` for the plain layout."""
+    return _with_delivery_check(q.FINISH_MANY_POSTGRES)
+
+
 @cache
 def finish_attempt_sql() -> str:
     """:data:`~webhookkit.stores._sql.FINISH_ATTEMPT_POSTGRES` for the partitioned layout."""
@@ -476,6 +518,27 @@ _PURGE_PICK: Final = re.compile(
     r"(SELECT id FROM webhookkit_deliveries WHERE )(?P<cond>.*?)(\s+LIMIT )", re.DOTALL
 )
 _PURGE_TAIL: Final = re.compile(r"RETURNING payload_id\s*$")
+
+
+@cache
+def plain_purge_sql(statement: str) -> str:
+    """:func:`~webhookkit.stores._sql.purge_sql` for the plain PostgreSQL layout: the deleted
+    deliveries' attempts go in the same statement (no cascading foreign key since migration
+    11)."""
+    if not _PURGE_HEAD.search(statement) or not _PURGE_TAIL.search(statement):
+        raise StoreError(
+            "the purge statement has a shape webhookkit.stores.partitions does not know"
+        )
+    body = _PURGE_HEAD.sub(
+        "WITH gone AS (DELETE FROM webhookkit_deliveries WHERE id IN (", statement
+    )
+    return _PURGE_TAIL.sub(
+        "RETURNING id, payload_id), "
+        "gone_attempts AS (DELETE FROM webhookkit_attempts AS a USING gone "
+        "WHERE a.delivery_id = gone.id) "
+        "SELECT payload_id FROM gone",
+        body,
+    )
 
 
 @cache

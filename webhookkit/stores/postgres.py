@@ -107,8 +107,10 @@ class PostgresStore:
         self._want_partitioned = partitioned or bool(from_url)
         #: Whether the open database is partitioned (known once open) and its statements.
         self.partitioned = False
-        self._finish_attempt_sql: str = q.FINISH_ATTEMPT_POSTGRES
-        self._finish_many_sql: str = q.FINISH_MANY_POSTGRES
+        # No foreign key from attempts to deliveries (migration 11): the finish statements
+        # look the delivery up themselves.
+        self._finish_attempt_sql: str = _partitions.checked_finish_attempt_sql()
+        self._finish_many_sql: str = _partitions.checked_finish_many_sql()
         self._pg: ModuleType | None = None
         self._pool: Any = None
         self._listener: Any = None
@@ -538,7 +540,9 @@ class PostgresStore:
             )
         except StoreError as exc:
             pg = self._pg
-            if pg is not None and isinstance(exc.__cause__, pg.ForeignKeyViolationError):
+            if pg is not None and isinstance(
+                exc.__cause__, (pg.ForeignKeyViolationError, pg.NotNullViolationError)
+            ):
                 raise q.missing_delivery(delivery_id) from None
             raise
         if row is None:
@@ -576,6 +580,8 @@ class PostgresStore:
             deleted, text = await _partitions.purge_days(
                 self._conn, now, keep_success, keep_failed, text
             )
+        else:
+            text = _partitions.plain_purge_sql(text)
         while True:
             # One transaction per batch: a long purge never holds many row locks at once.
             async with self._conn("purge") as conn, conn.transaction():
