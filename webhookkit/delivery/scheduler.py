@@ -125,8 +125,8 @@ class Finisher:
     deliveries, which the lease brings back (at-least-once). A failed write keeps the results
     and tries again with backoff. When a write starts:
 
-    - ``flush_interval > 0``: once the oldest waiting result has waited that long, or half of
-      ``batch`` are waiting;
+    - ``flush_interval > 0``: after waiting up to that long for more results, or as soon as
+      half of ``batch`` are waiting;
     - ``flush_interval == 0`` and ``grouped``: at once if no write is running, else as soon
       as it ends, with every result that arrived meanwhile (group commit without a timer:
       the batch grows with the load, and no result waits for a clock);

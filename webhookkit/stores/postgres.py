@@ -509,9 +509,7 @@ class PostgresStore:
         except StoreError as exc:
             pg = self._pg
             # NOT NULL: the partitioned layout's attempt found no delivery to take its day from.
-            if pg is not None and isinstance(
-                exc.__cause__, (pg.ForeignKeyViolationError, pg.NotNullViolationError)
-            ):
+            if pg is not None and _no_such_delivery(pg, exc.__cause__):
                 raise StoreError("finish_many: a delivery does not exist") from exc.__cause__
             raise
 
@@ -540,9 +538,7 @@ class PostgresStore:
             )
         except StoreError as exc:
             pg = self._pg
-            if pg is not None and isinstance(
-                exc.__cause__, (pg.ForeignKeyViolationError, pg.NotNullViolationError)
-            ):
+            if pg is not None and _no_such_delivery(pg, exc.__cause__):
                 raise q.missing_delivery(delivery_id) from None
             raise
         if row is None:
@@ -737,6 +733,18 @@ async def _migrate(conn: Any, *, partitioned: bool = False) -> bool:
                 q.INSERT_MIGRATION, migration.version, migration.description, datetime.now(UTC)
             )
         return await _partitions.settle_layout(conn, fresh=current == 0, requested=partitioned)
+
+
+def _no_such_delivery(pg: ModuleType, exc: BaseException | None) -> bool:
+    """Whether a finish statement failed because an attempt names no stored delivery: the
+    attempt's ``delivery_id`` (plain layout) or ``delivery_created_at`` (partitioned) came
+    back NULL from the delivery lookup, or a foreign key of an older schema refused it."""
+    if isinstance(exc, pg.ForeignKeyViolationError):
+        return True
+    return isinstance(exc, pg.NotNullViolationError) and getattr(exc, "column_name", None) in (
+        "delivery_id",
+        "delivery_created_at",
+    )
 
 
 def _redact_dsn(dsn: str) -> str:
