@@ -8,8 +8,10 @@ counted every delivery as a success, while its scheduler claims, signs, sends an
 The raw baseline POSTs the same bodies to the same paths, in the same order, with
 ``concurrency`` requests in flight on one ``aiohttp.ClientSession`` whose connector allows
 ``concurrency`` connections (the kit's HTTP transport gets the same limit). It runs before
-and after the kit runs; the ratios divide by their mean. The receiver's own count must match
-every run's deliveries.
+the first kit run and after every kit run, followed each time by the sequential
+``requests.Session`` sample when one is asked for; a kit run's ratios divide by the mean of
+the baselines just before and just after it. The receiver's own count must match every
+run's deliveries.
 """
 
 from __future__ import annotations
@@ -183,14 +185,26 @@ async def _store_url(kind: str, admin_dsn: str | None, tmp: str) -> str:
 
 
 async def run_all(args: argparse.Namespace) -> list[Run]:
+    """Baselines between every two kit runs: raw aiohttp, then (with ``--requests``) the
+    ``requests.Session`` sample. A shared machine's speed drifts within seconds, so each kit
+    run is compared with the baselines measured just before and just after it."""
     loop = args.loop
     runs: list[Run] = []
     kinds = ["memory", "sqlite"] + (["postgresql"] if args.pg else [])
+
+    async def baselines() -> None:
+        runs.append(await raw_aiohttp(args.url, args.events, args.webhooks, args.concurrency, loop))
+        if args.requests:
+            # In a thread: the event loop has nothing else to do meanwhile.
+            runs.append(
+                await asyncio.to_thread(requests_session, args.url, args.requests, args.webhooks)
+            )
+
     with tempfile.TemporaryDirectory(prefix="webhookkit-bench-") as tmp:
         # Warm-up (imports, first connections, first JWS key), not reported.
         await raw_aiohttp(args.url, 2, args.webhooks, args.concurrency, loop)
         await kit_run(args.url, "memory://", 2, args.webhooks, args.concurrency, True, loop)
-        runs.append(await raw_aiohttp(args.url, args.events, args.webhooks, args.concurrency, loop))
+        await baselines()
         for kind in kinds:
             events = args.events if kind == "memory" else args.sql_events
             for jws in (False, True):
@@ -200,7 +214,7 @@ async def run_all(args: argparse.Namespace) -> list[Run]:
                         args.url, store, events, args.webhooks, args.concurrency, jws, loop
                     )
                 )
-        runs.append(await raw_aiohttp(args.url, args.events, args.webhooks, args.concurrency, loop))
+                await baselines()
     return runs
 
 
@@ -213,12 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sql-events", type=int, default=200, help="events for SQL stores")
     parser.add_argument("--webhooks", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=0, help="requests.Session sample")
+    parser.add_argument(
+        "--requests", type=int, default=0, help="requests.Session sample beside each kit run"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("webhookkit").setLevel(logging.ERROR)
     runs: list[Run] = []
-    if args.requests:
-        runs.append(requests_session(args.url, args.requests, args.webhooks))
     if args.loop == "uvloop":
         import uvloop
 
