@@ -429,16 +429,21 @@ _INSERT_ATTEMPT: Final = re.compile(
 )
 
 
-def _with_delivery_time(statement: str) -> str:
-    """``statement`` with its attempt insert also writing ``delivery_created_at``, read from
-    the delivery (in the statement's snapshot, before its own update of that row)."""
+def _attempt_insert(statement: str) -> tuple[re.Match[str], list[str]]:
+    """The attempt insert of a finish statement and its column names."""
     match = _INSERT_ATTEMPT.search(statement)
     if match is None:
         raise StoreError(
-            "partitioned: the attempt insert of a finish statement has a shape the "
-            "partitioned layout does not know (webhookkit.stores.partitions)"
+            "the attempt insert of a finish statement has a shape webhookkit.stores."
+            "partitions does not know"
         )
-    cols = [c.strip() for c in match.group("cols").split(",")]
+    return match, [c.strip() for c in match.group("cols").split(",")]
+
+
+def _with_delivery_time(statement: str) -> str:
+    """``statement`` with its attempt insert also writing ``delivery_created_at``, read from
+    the delivery (in the statement's snapshot, before its own update of that row)."""
+    match, cols = _attempt_insert(statement)
     lookup = "webhookkit_deliveries AS x WHERE x.id = {}"
     target = f"INSERT INTO webhookkit_attempts ({', '.join(cols)}, delivery_created_at)"
     if match.group("values") is not None:
@@ -463,13 +468,7 @@ def _with_delivery_check(statement: str) -> str:
     """``statement`` with its attempt insert taking ``delivery_id`` from the delivery row: an
     unknown delivery gives NULL, which NOT NULL refuses (what a foreign key would do, for a
     primary-key lookup instead of a trigger per row)."""
-    match = _INSERT_ATTEMPT.search(statement)
-    if match is None:
-        raise StoreError(
-            "the attempt insert of a finish statement has a shape webhookkit.stores."
-            "partitions does not know"
-        )
-    cols = [c.strip() for c in match.group("cols").split(",")]
+    match, cols = _attempt_insert(statement)
     lookup = "(SELECT x.id FROM webhookkit_deliveries AS x WHERE x.id = {})"
     target = f"INSERT INTO webhookkit_attempts ({', '.join(cols)})"
     if match.group("values") is not None:
