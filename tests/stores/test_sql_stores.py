@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -12,9 +14,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from stores.factories import LEASE, at, delivery, payload
+from stores.factories import LEASE, at, attempt, delivery, payload
 from stores.pgcluster import PostgresCluster
-from webhookkit import App, ConfigurationError, StoreError
+from webhookkit import App, ConfigurationError, DeliveryStatus, StoreError
+from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from webhookkit.stores._sql import MIGRATIONS, SCHEMA_VERSION
 
@@ -197,3 +200,42 @@ def test_open_store_refuses_unknown_or_incomplete_urls(url: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         open_store(url)
     assert caught.value.field == "store"
+
+
+async def test_header_pairs_are_stored_as_the_same_json_by_every_finish(
+    database: Database,
+) -> None:
+    """A batch of finishes (SQLite: one JSON parameter with the pairs nested) and a single
+    finish store the same text for the same headers, and both read back exactly."""
+    headers = (
+        ("Saleor-Signature", 'a "quoted" \\ value'),
+        ("X-Name", "café ünïcode ☃"),
+        ("X-Dup", "1"),
+        ("X-Dup", "2"),
+    )
+    store = database.store()
+    try:
+        await store.add_deliveries([payload("p1")], [delivery("d1", "p1"), delivery("d2", "p1")])
+        one = dataclasses.replace(
+            attempt("d1"), request_headers=headers, response_headers=headers[:1]
+        )
+        many = dataclasses.replace(attempt("d2"), request_headers=headers, response_headers=())
+        await store.finish_attempt(
+            "d1", one, status=DeliveryStatus.FAILED, next_try_at=None, now=at(1)
+        )
+        await store.finish_many([AttemptResult("d2", many, DeliveryStatus.FAILED, None, at(1))])
+        assert [a.request_headers for a in await store.list_attempts("d1")] == [headers]
+        assert [
+            (a.request_headers, a.response_headers) for a in await store.list_attempts("d2")
+        ] == [(headers, ())]
+    finally:
+        await store.aclose()
+    rows = await database.fetch(
+        "SELECT delivery_id, request_headers, response_headers FROM webhookkit_attempts "
+        "ORDER BY delivery_id"
+    )
+    (_, single, _), (_, batched, none) = rows
+    assert json.loads(str(single)) == json.loads(str(batched)) == [list(p) for p in headers]
+    if database.kind == "sqlite":  # text columns: the very same bytes
+        assert single == batched
+        assert none == "[]"

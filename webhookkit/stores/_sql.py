@@ -1099,6 +1099,28 @@ def attempt_params(d: Dialect, attempt: Attempt) -> tuple[Any, ...]:
     )
 
 
+def attempt_json_row(d: Dialect, attempt: Attempt) -> tuple[Any, ...]:
+    """:func:`attempt_params` for :data:`INSERT_ATTEMPTS_SQLITE`'s JSON rows: the header pairs
+    stay nested arrays, which ``json_extract`` hands the insert as the same JSON text
+    :func:`_dump_pairs` writes (encoding them apart, then again as strings inside the row,
+    cost more than the rest of the row)."""
+    return (
+        attempt.id,
+        attempt.delivery_id,
+        attempt.number,
+        d.ts(attempt.created_at),
+        AttemptStatus(attempt.status).value,
+        float(attempt.duration),
+        attempt.response_status_code,
+        attempt.response_excerpt,
+        attempt.request_headers,
+        attempt.response_headers,
+        attempt.error_kind,
+        attempt.error,
+        attempt.retryable,
+    )
+
+
 def row_to_attempt(d: Dialect, row: Row) -> Attempt:
     return Attempt(
         id=row["id"],

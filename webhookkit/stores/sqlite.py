@@ -410,7 +410,7 @@ class SQLiteStore:
             q.finish_params(D, r.delivery_id, r.attempt, r.status, r.next_try_at, r.now)
             for r in results
         ]
-        attempts = q.json_rows([q.attempt_params(D, r.attempt) for r in results])
+        attempts = q.json_rows([q.attempt_json_row(D, r.attempt) for r in results])
         ids = sorted({r.delivery_id for r in results})
         # One statement per table; two attempts of one delivery in a batch (never sent by the
         # scheduler, possible through the API) are applied one by one, in order.
