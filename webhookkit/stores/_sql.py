@@ -1082,21 +1082,9 @@ def finish_params(
 
 
 def attempt_params(d: Dialect, attempt: Attempt) -> tuple[Any, ...]:
-    return (
-        attempt.id,
-        attempt.delivery_id,
-        attempt.number,
-        d.ts(attempt.created_at),
-        AttemptStatus(attempt.status).value,
-        float(attempt.duration),
-        attempt.response_status_code,
-        attempt.response_excerpt,
-        _dump_pairs(attempt.request_headers),
-        _dump_pairs(attempt.response_headers),
-        attempt.error_kind,
-        attempt.error,
-        attempt.retryable,
-    )
+    """An attempt's column values; the header pairs as JSON text (:func:`_dump_pairs`)."""
+    row = attempt_json_row(d, attempt)
+    return (*row[:8], _dump_pairs(row[8]), _dump_pairs(row[9]), *row[10:])
 
 
 def attempt_json_row(d: Dialect, attempt: Attempt) -> tuple[Any, ...]:
