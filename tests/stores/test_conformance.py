@@ -22,6 +22,7 @@ from webhookkit import (
     Timeouts,
     Webhook,
 )
+from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import Store
 
 # -- configuration --------------------------------------------------------------------------
@@ -253,6 +254,74 @@ async def test_claim_skips_excluded_webhooks_and_leaves_them_due(store: Store) -
     assert await store.next_due() == at(1)  # the skipped ones are still due, untouched
     rest = await store.claim_due(at(10), limit=10, lease=LEASE)
     assert [d.id for d in rest] == ["slow-1", "slow-2", "other"]
+
+
+async def test_a_batch_claim_hands_out_due_rows_in_due_order_with_their_payloads(
+    store: Store,
+) -> None:
+    bodies = {"p1": bytes(range(256)), "p2": "ünïcode".encode(), "p3": b"{}"}
+    await store.add_deliveries(
+        [payload(pid, body) for pid, body in bodies.items()],
+        [
+            delivery("w1-late", "p1", webhook="w1", next_try=9),
+            delivery("w1-a", "p1", webhook="w1", next_try=2),
+            delivery("w1-b", "p2", webhook="w1", next_try=3),
+            delivery("w1-c", "p2", webhook="w1", next_try=4),
+            delivery("w2-a", "p2", webhook="w2", next_try=1),
+            delivery("w3-a", "p3", webhook="w3", next_try=2),
+            delivery("future", "p3", webhook="w2", next_try=60),
+        ],
+    )
+    batch = await store.claim_batch(
+        at(10), limit=4, lease=LEASE, exclude_webhooks={"w3"}, per_webhook=2
+    )
+    # Due order; at most two of w1's; w3 excluded; nothing not yet due.
+    assert [d.id for d in batch.deliveries] == ["w2-a", "w1-a", "w1-b"]
+    assert all(d.lease_until == at(40) for d in batch.deliveries)
+    assert set(batch.payloads) == {"p1", "p2"}
+    assert {pid: p.body for pid, p in batch.payloads.items()} == {
+        "p1": bodies["p1"],
+        "p2": bodies["p2"],
+    }
+    assert batch.payloads["p1"] == payload("p1", bodies["p1"])
+    assert await store.get_delivery("w1-a") == batch.deliveries[1]
+    # Leased: the next claim takes what is left, and nothing claimed twice.
+    rest = await store.claim_batch(at(10), limit=10, lease=LEASE)
+    assert [d.id for d in rest.deliveries] == ["w3-a", "w1-c", "w1-late"]
+    assert set(rest.payloads) == {"p1", "p2", "p3"}
+    assert (await store.claim_batch(at(10), limit=10, lease=LEASE)).deliveries == []
+    # Every lease ends at 40: all six are claimable again then.
+    again = await store.claim_batch(at(40), limit=10, lease=LEASE)
+    assert {d.id for d in again.deliveries} == {"w2-a", "w1-a", "w1-b", "w3-a", "w1-c", "w1-late"}
+
+
+async def test_finish_many_writes_every_result_or_nothing(store: Store) -> None:
+    await queue(store, "ok", "retry", "bad")
+    await store.claim_batch(at(0), limit=10, lease=LEASE)
+    results = [
+        AttemptResult("ok", attempt("ok", ok=True, when=1), DeliveryStatus.SUCCESS, None, at(1)),
+        AttemptResult("retry", attempt("retry", when=2), DeliveryStatus.PENDING, at(12), at(2)),
+        AttemptResult("bad", attempt("bad", when=3), DeliveryStatus.FAILED, None, at(3)),
+    ]
+    ghost = AttemptResult("ghost", attempt("ghost"), DeliveryStatus.SUCCESS, None, at(1))
+    with pytest.raises(StoreError):
+        await store.finish_many([*results[:2], ghost])
+    for did in ("ok", "retry"):
+        untouched = await store.get_delivery(did)
+        assert untouched is not None and untouched.attempts == 0
+        assert untouched.lease_until == at(30)
+        assert await store.list_attempts(did) == []
+    await store.finish_many(results)
+    ok, retry, bad = [await store.get_delivery(d) for d in ("ok", "retry", "bad")]
+    assert ok is not None and ok.status is DeliveryStatus.SUCCESS and ok.lease_until is None
+    assert ok.updated_at == at(1) and ok.attempts == 1 and ok.last_error is None
+    assert retry is not None and retry.status is DeliveryStatus.PENDING
+    assert retry.next_try_at == at(12) and retry.lease_until is None
+    assert bad is not None and bad.status is DeliveryStatus.FAILED
+    assert bad.last_error == "receiver answered HTTP 503"
+    for r in results:
+        assert await store.list_attempts(r.delivery_id) == [r.attempt]
+    assert await store.next_due() == at(12)
 
 
 async def test_an_expired_lease_makes_a_delivery_claimable_again(store: Store) -> None:

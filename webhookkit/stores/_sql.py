@@ -605,33 +605,6 @@ CLAIM_BATCH_POSTGRES: Final = f"""
         CASE WHEN n.rn = 1 THEN (SELECT p.body FROM webhookkit_payloads AS p
             WHERE p.id = n.payload_id) END AS body
     FROM n ORDER BY COALESCE(n.next_try_at, n.created_at), n.id"""
-SELECT_DUE_CAPPED_SQLITE: Final = f"""
-    WITH due AS (
-        -- Named: without statistics SQLite would take the status index and sort every
-        -- pending row on each claim.
-        SELECT id, webhook_id, due_at
-        FROM webhookkit_deliveries AS d INDEXED BY webhookkit_deliveries_due
-        WHERE status = 'pending' AND due_at <= ?1 AND NOT ({SQLITE.in_ids("webhook_id", "?3")})
-          AND {_ELIGIBLE.format(seq_col=SQLITE.types["seq_col"])}
-        ORDER BY due_at, id LIMIT ?4
-    ), ranked AS (
-        SELECT id, due_at,
-            row_number() OVER (PARTITION BY webhook_id ORDER BY due_at, id) AS rn
-        FROM due
-    )
-    -- One row, the picks as JSON: each row of a result is one step of the store's thread,
-    -- and each step hands the GIL back and forth with the event loop.
-    SELECT json_group_array(json_array(id, due_at)) AS picked FROM (
-        SELECT id, due_at FROM ranked WHERE rn <= ?5 ORDER BY due_at, id LIMIT ?2)"""
-_CLAIMED_PAIRS: Final = ", ".join(
-    f"'{c.strip()}', d.{c.strip()}" for c in DELIVERY_COLUMNS.split(",")
-)
-SELECT_CLAIMED_SQLITE: Final = f"""
-    SELECT json_group_array(json_object({_CLAIMED_PAIRS})) AS claimed
-    FROM webhookkit_deliveries AS d WHERE {SQLITE.in_ids("d.id", "?1")}"""
-SELECT_PAYLOADS_SQLITE: Final = (
-    f"SELECT {PAYLOAD_COLUMNS} FROM webhookkit_payloads WHERE {SQLITE.in_ids('id', '?1')}"
-)
 # Finishing many attempts in one statement: the attempts and the deliveries' new states as
 # arrays; only deliveries still pending change (a late attempt keeps the final outcome).
 FINISH_MANY_POSTGRES: Final = f"""
@@ -681,17 +654,21 @@ INSERT_ATTEMPTS_SQLITE: Final = (
 # The rows of :func:`finish_params` (id, status, next_try_at, last_error, now); ids unique.
 # "Still pending" written so that no status index can answer it: each JSON row then finds
 # its delivery by primary key (with `status = 'pending'` SQLite walked every pending row).
+# No alias for the updated table: the statement also runs inside a trigger, where SQLite
+# allows none (:mod:`._sqlite_batch`).
 FINISH_MANY_SQLITE: Final = """
-    UPDATE webhookkit_deliveries AS d SET
-        status = i.status, attempts = d.attempts + 1, next_try_at = i.next_try_at,
-        lease_until = NULL, last_error = i.last_error, updated_at = i.now,
-        due_at = CASE WHEN i.status = 'pending' THEN COALESCE(i.next_try_at, d.created_at)
-            ELSE NULL END
+    UPDATE webhookkit_deliveries SET
+        status = i.status, attempts = webhookkit_deliveries.attempts + 1,
+        next_try_at = i.next_try_at, lease_until = NULL, last_error = i.last_error,
+        updated_at = i.now,
+        due_at = CASE WHEN i.status = 'pending'
+            THEN COALESCE(i.next_try_at, webhookkit_deliveries.created_at) ELSE NULL END
     FROM (SELECT json_extract(r.value, '$[0]') AS id, json_extract(r.value, '$[1]') AS status,
             json_extract(r.value, '$[2]') AS next_try_at,
             json_extract(r.value, '$[3]') AS last_error, json_extract(r.value, '$[4]') AS now
           FROM json_each(?1) AS r) AS i
-    WHERE d.id = i.id AND d.status NOT IN ('success', 'failed')"""
+    WHERE webhookkit_deliveries.id = i.id
+        AND webhookkit_deliveries.status NOT IN ('success', 'failed')"""
 
 
 def json_rows(rows: Sequence[tuple[Any, ...]]) -> str:

@@ -30,6 +30,7 @@ from ..delivery.records import (
 from ..exceptions import InvalidFieldError, StoreError
 from ..installations import AppInstallation
 from . import _sql as q
+from . import _sqlite_batch as B
 from .base import DEFAULT_KEEP_FAILED, DeliveryQuery, IdempotencyKey, StoredKey
 
 __all__ = ["SQLiteStore"]
@@ -37,6 +38,7 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 D = q.SQLITE
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+_NO_SUCH_DELIVERY = "finish_many: a delivery does not exist"
 
 
 @contextmanager
@@ -119,6 +121,8 @@ class SQLiteStore:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
+            for statement in B.TEMP_OBJECTS:
+                conn.execute(statement)
         except BaseException:
             conn.close()
             raise
@@ -304,6 +308,19 @@ class SQLiteStore:
                 raise
             return None
 
+        def one_statement(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(B.add_deliveries_sql(len(payload_rows)), params)
+            except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):
+                    raise StoreError(q.MISSING_PAYLOAD) from exc
+                raise
+
+        if key_row is None and payload_rows:
+            params = [value for row in payload_rows for value in (*row, None)]
+            params[-1] = deliveries_json
+            await self._run(one_statement)
+            return None
         return await self._run(work)
 
     async def find_idempotency_key(self, key: str, now: datetime) -> list[str] | None:
@@ -373,34 +390,29 @@ class SQLiteStore:
         if limit <= 0:
             return ClaimedBatch([], {})
         cap = per_webhook if per_webhook is not None else limit
-        params = (D.ts(now), limit, D.id_list(sorted(exclude_webhooks)), limit * 4, cap)
         until = D.ts(now + lease)
+        params = (D.ts(now), limit, D.id_list(sorted(exclude_webhooks)), limit * 4, cap, until)
 
-        def work(conn: sqlite3.Connection) -> tuple[list[Any], list[sqlite3.Row]]:
-            # One transaction, one thread hop, and a handful of steps for the whole batch:
-            # the picks and the claimed rows come back as one JSON value each.
-            with _transaction(conn):
-                picked = json.loads(
-                    conn.execute(q.SELECT_DUE_CAPPED_SQLITE, params).fetchone()["picked"]
-                )
-                if not picked:
-                    return [], []
-                # Due order, made here: the order an aggregate sees its rows is not promised.
-                picked.sort(key=lambda pick: (pick[1], pick[0]))
-                ids = D.id_list([pick[0] for pick in picked])
-                conn.execute(q.lease_sql(D), (until, ids))
-                claimed = json.loads(
-                    conn.execute(q.SELECT_CLAIMED_SQLITE, (ids,)).fetchone()["claimed"]
-                )
-                payload_ids = D.id_list(sorted({row["payload_id"] for row in claimed}))
-                bodies = conn.execute(q.SELECT_PAYLOADS_SQLITE, (payload_ids,)).fetchall()
-            order = {pick[0]: i for i, pick in enumerate(picked)}
-            claimed.sort(key=lambda row: order[row["id"]])
+        def work(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            # Two statements, two steps: the claim (one atomic write) and one row holding the
+            # claimed rows and their payloads as JSON. Nothing else changes the claimed rows
+            # in between: they are leased to this store, whose thread runs one call at a time.
+            conn.execute(B.CLAIM, params)
+            row = conn.execute(B.CLAIMED).fetchone()
+            claimed: list[Any] = json.loads(row["claimed"])
+            bodies: list[Any] = json.loads(row["payloads"])
+            # Due order, made here: the order an aggregate sees its rows is not promised.
+            claimed.sort(key=lambda r: (r["claimed_due"], r["id"]))
             return claimed, bodies
 
         claimed, bodies = await self._run(work)
         deliveries = [q.row_to_delivery(D, row) for row in claimed]
-        payloads = {row["id"]: q.row_to_payload(D, row) for row in bodies}
+        payloads = {
+            pid: q.row_to_payload(
+                D, {"id": pid, "event": event, "body": bytes.fromhex(body), "created_at": created}
+            )
+            for pid, event, body, created in bodies
+        }
         return ClaimedBatch(deliveries, payloads)
 
     async def finish_many(self, results: Sequence[AttemptResult]) -> None:
@@ -420,14 +432,19 @@ class SQLiteStore:
             with _transaction(conn):
                 known = conn.execute(q.COUNT_IDS_SQLITE, (D.id_list(ids),)).fetchone()["n"]
                 if known != len(ids):
-                    raise StoreError("finish_many: a delivery does not exist")
-                if batched:
-                    conn.execute(q.FINISH_MANY_SQLITE, (q.json_rows(finishes),))
-                else:
-                    conn.executemany(q.FINISH_ONE_SQLITE, finishes)
+                    raise StoreError(_NO_SUCH_DELIVERY)
+                conn.executemany(q.FINISH_ONE_SQLITE, finishes)
                 conn.execute(q.INSERT_ATTEMPTS_SQLITE, (attempts,))
 
-        await self._run(work)
+        def one_statement(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(B.FINISH, (q.json_rows(finishes), attempts, D.id_list(ids)))
+            except sqlite3.IntegrityError as exc:
+                if B.MISSING_DELIVERY in str(exc):
+                    raise StoreError(_NO_SUCH_DELIVERY) from None
+                raise
+
+        await self._run(one_statement if batched else work)
 
     async def count_pending(self) -> int:
         row = await self._run(lambda c: c.execute(q.COUNT_PENDING).fetchone())
