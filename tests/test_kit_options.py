@@ -126,7 +126,7 @@ def test_good_options_build_a_kit() -> None:
         sync=SyncConfig(cache_ttl=60),
         retention=None,
     )
-    assert kit.delivery.claim_size == 8
+    assert kit.delivery.claim_size == 16
     assert "http" in kit.router.mounted
 
 

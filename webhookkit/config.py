@@ -127,8 +127,10 @@ class DeliveryConfig:
     """How the scheduler claims and sends asynchronous deliveries.
 
     - ``concurrency``: sends in flight at once in this process;
-    - ``batch_size``: deliveries one claim may take from the store (a local queue refilled
-      before it runs dry); ``None`` picks ``2 * concurrency``;
+    - ``batch_size``: deliveries one claim may take from the store, and how many this process
+      holds at most, in flight or waiting in its local queue (refilled before it runs dry);
+      ``None`` picks ``4 * concurrency``: a claim then starts while a concurrency's worth
+      still waits, which covers a claim's round trip to a busy database;
     - ``lease``: how long a claimed delivery is reserved for this process; a crashed worker's
       deliveries come back when it ends;
     - ``poll_interval``: seconds between looks at the store for work queued by other processes
@@ -195,7 +197,7 @@ class DeliveryConfig:
 
     @property
     def claim_size(self) -> int:
-        return self.batch_size if self.batch_size is not None else 2 * self.concurrency
+        return self.batch_size if self.batch_size is not None else 4 * self.concurrency
 
 
 @dataclass(frozen=True, slots=True)

@@ -691,10 +691,11 @@ class Scheduler:
                 self._pump(now)  # keep the endpoint's pipeline full without a loop round
         # Wake the claim loop only when a claim would be worth it (or to notice idleness):
         # one loop round per finished send costs more than the send's own bookkeeping.
-        # The local queue is refilled before it runs dry: while the last claim was full (the
-        # store has more), a claim round trip started only once nothing waits would leave
-        # send slots idle, so the next one starts when fewer than half a concurrency's worth
-        # of deliveries wait.
+        # The local queue is refilled before it runs dry: a claim starts once half of
+        # claim_size is free (with the default of four times the concurrency, while a full
+        # concurrency's worth still waits), and, while the last claim was full (the store has
+        # more), at the latest when fewer than half a concurrency's worth wait (a small
+        # batch_size).
         room = self._room()
         if (
             room >= self._claim_size // 2
