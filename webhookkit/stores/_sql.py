@@ -701,7 +701,7 @@ def finish_many_params(d: Dialect, results: Sequence[AttemptResult]) -> tuple[li
     errors = [a.error for a in attempts]
     return (
         [r.delivery_id for r in results],
-        [DeliveryStatus(r.status).value for r in results],
+        [_DELIVERY_VALUE[r.status] for r in results],
         [ts(r.next_try_at) for r in results],
         errors,
         [ts(r.now) for r in results],
@@ -709,7 +709,7 @@ def finish_many_params(d: Dialect, results: Sequence[AttemptResult]) -> tuple[li
         [a.delivery_id for a in attempts],
         [a.number for a in attempts],
         [ts(a.created_at) for a in attempts],
-        [AttemptStatus(a.status).value for a in attempts],
+        [_ATTEMPT_VALUE[a.status] for a in attempts],
         [float(a.duration) for a in attempts],
         [a.response_status_code for a in attempts],
         [a.response_excerpt for a in attempts],
@@ -813,6 +813,14 @@ def purge_payloads_sql(dialect: Dialect) -> str:
         f"DELETE FROM webhookkit_payloads WHERE {dialect.in_ids('id', '$1')} AND NOT EXISTS "
         "(SELECT 1 FROM webhookkit_deliveries d WHERE d.payload_id = webhookkit_payloads.id)"
     )
+
+
+# Status values by member or by text (a StrEnum member hashes and compares as its text), and
+# members by text: a dict lookup per row instead of an Enum call (measurable per claimed row).
+_DELIVERY_VALUE: Final[dict[str, str]] = {s.value: s.value for s in DeliveryStatus}
+_DELIVERY_STATUS: Final[dict[str, DeliveryStatus]] = {s.value: s for s in DeliveryStatus}
+_ATTEMPT_VALUE: Final[dict[str, str]] = {s.value: s.value for s in AttemptStatus}
+_ATTEMPT_STATUS: Final[dict[str, AttemptStatus]] = {s.value: s for s in AttemptStatus}
 
 
 # -- records <-> rows ---------------------------------------------------------------------------
@@ -986,7 +994,7 @@ def delivery_columns(d: Dialect, deliveries: Sequence[Delivery]) -> list[list[An
         [x.app_id for x in deliveries],
         [x.event for x in deliveries],
         [ts(x.created_at) for x in deliveries],
-        [DeliveryStatus(x.status).value for x in deliveries],
+        [_DELIVERY_VALUE[x.status] for x in deliveries],
         [ts(x.next_try_at) for x in deliveries],
         [x.attempts for x in deliveries],
         [ts(x.lease_until) for x in deliveries],
@@ -1007,7 +1015,7 @@ def delivery_params(d: Dialect, delivery: Delivery) -> tuple[Any, ...]:
         delivery.app_id,
         delivery.event,
         d.ts(delivery.created_at),
-        DeliveryStatus(delivery.status).value,
+        _DELIVERY_VALUE[delivery.status],
         d.ts(delivery.next_try_at),
         delivery.attempts,
         d.ts(delivery.lease_until),
@@ -1028,7 +1036,7 @@ def row_to_delivery(d: Dialect, row: Row) -> Delivery:
         app_id=row["app_id"],
         event=row["event"],
         created_at=_required(d, row["created_at"]),
-        status=DeliveryStatus(row["status"]),
+        status=_DELIVERY_STATUS[row["status"]],
         next_try_at=d.dt(row["next_try_at"]),
         attempts=int(row["attempts"]),
         lease_until=d.dt(row["lease_until"]),
@@ -1051,7 +1059,7 @@ def finish_params(
     """Parameters of :data:`FINISH_DELIVERY`."""
     return (
         delivery_id,
-        DeliveryStatus(status).value,
+        _DELIVERY_VALUE[status],
         d.ts(next_try_at),
         attempt.error,
         d.ts(now),
@@ -1074,7 +1082,7 @@ def attempt_json_row(d: Dialect, attempt: Attempt) -> tuple[Any, ...]:
         attempt.delivery_id,
         attempt.number,
         d.ts(attempt.created_at),
-        AttemptStatus(attempt.status).value,
+        _ATTEMPT_VALUE[attempt.status],
         float(attempt.duration),
         attempt.response_status_code,
         attempt.response_excerpt,
@@ -1092,7 +1100,7 @@ def row_to_attempt(d: Dialect, row: Row) -> Attempt:
         delivery_id=row["delivery_id"],
         number=int(row["number"]),
         created_at=_required(d, row["created_at"]),
-        status=AttemptStatus(row["status"]),
+        status=_ATTEMPT_STATUS[row["status"]],
         duration=float(row["duration"]),
         response_status_code=row["response_status_code"],
         response_excerpt=row["response_excerpt"],
