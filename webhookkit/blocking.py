@@ -23,20 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from ._ids import new_id
 from .apps import App
-from .delivery.records import Delivery, Payload
-from .dispatcher import FILTERED, WebhookKit, ordering_key_for
+from .dispatcher import FILTERED, WebhookKit, check_idempotency_key, ordering_key_for
 from .events import EventType
 from .exceptions import ConfigurationError, StoreError
 from .filters import filter_targets
 from .payloads import PayloadGroup, PayloadRequest, build_blocking
 from .stores import PostgresStore, SQLiteStore
 from .stores import _sql as q
+from .stores.base import IDEMPOTENCY_WINDOW, IdempotencyKey
 
 __all__ = ["BlockingKit", "LoopThread"]
 
@@ -170,13 +169,16 @@ class BlockingKit:
         app: App | str | None = None,
         connection: Any = None,
         ordering_key: str | None = None,
+        idempotency_key: str | None = None,
     ) -> list[str]:
         """Queue ``event`` for every webhook that receives it; returns the delivery ids.
 
-        The arguments are those of :meth:`WebhookKit.trigger`. ``connection`` is the host's
-        sync connection (psycopg, SQLAlchemy ``Connection``/``Session``, Django's
-        ``connection``, sqlite3): the rows go into its open transaction, so the webhooks go
-        out if and only if it commits.
+        The arguments are those of :meth:`WebhookKit.trigger`, with the same checks, the same
+        idempotency keys, back-pressure, payload size limits and instrumentation.
+        ``connection`` is the host's sync connection (psycopg, SQLAlchemy
+        ``Connection``/``Session``, Django's ``connection``, sqlite3): the rows (and the
+        idempotency key) go into its open transaction, so the webhooks go out if and only if
+        it commits.
         """
         kit = self.kit
         event_type = kit.registry.get(event)
@@ -186,47 +188,84 @@ class BlockingKit:
                 "request, not queued",
                 field="event",
             )
+        with kit.hooks.instrumentation.trigger(event_type.value):
+            return self._trigger(
+                event_type, subject, payload, requestor, app, connection, ordering_key,
+                idempotency_key,
+            )  # fmt: skip
+
+    def _trigger(
+        self,
+        event_type: EventType,
+        subject: Any,
+        payload: Any,
+        requestor: Any,
+        app: App | str | None,
+        connection: Any,
+        ordering_key: str | None,
+        idempotency_key: str | None,
+    ) -> list[str]:
+        kit = self.kit
         dialect = _dialect(kit) if connection is not None else None
         if dialect is q.SQLITE and not self._thread.ready:
             self._open_beside(connection)
         key = ordering_key_for(ordering_key, subject)
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+            held = self.run(kit.store.find_idempotency_key(idempotency_key, kit.clock.now()))
+            if held is not None:
+                return held
         if app is None and isinstance(subject, App) and event_type.is_app_lifecycle:
             app = subject
         targets = self.run(self._lookup(event_type, app))
-        if not targets:
+        if not targets and idempotency_key is None:
             return []
         now = kit.clock.now()
-        request = PayloadRequest(
-            event=event_type,
-            subject=subject,
-            payload=payload,
-            targets=targets,
-            issued_at=now,
-            requestor=requestor,
-        )
-        with self._build_lock:  # the builders' caches and counters are not thread-safe
-            groups = build_blocking(kit.payloads, request, self._thread.finish)
+        groups: list[PayloadGroup] = []
+        if targets:  # without any, a key still remembers the empty answer
+            request = PayloadRequest(
+                event=event_type,
+                subject=subject,
+                payload=payload,
+                targets=targets,
+                issued_at=now,
+                requestor=requestor,
+            )
+            with (
+                kit.hooks.instrumentation.build(event_type.value, len(targets)),
+                self._build_lock,  # the builders' caches and counters are not thread-safe
+            ):
+                groups = build_blocking(kit.payloads, request, self._thread.finish)
         # Payload filters decide here too, as in WebhookKit.trigger.
         groups, filtered = filter_targets(groups)
-        if filtered:
-            loop_ = self._thread.loop()
-            loop_.call_soon_threadsafe(kit.scheduler.stats.skip, FILTERED, len(filtered))
         loop = self._thread.loop()
-        for group in groups:
-            for webhook in group.webhooks if group.body is None else ():
-                # Counted and logged in the loop's thread, where the kit's own skips are.
-                reason = group.reason or "empty payload"
-                loop.call_soon_threadsafe(kit._skipped, event_type, webhook, reason)
-        payloads, deliveries = _rows(event_type, groups, key, request)
-        if not deliveries:
+        if filtered:
+            loop.call_soon_threadsafe(kit.scheduler.stats.skip, FILTERED, len(filtered))
+        payloads, deliveries, too_large, skipped = kit._rows(event_type, groups, key, now)
+        for webhook, reason in skipped:
+            # Counted and logged in the loop's thread, where the kit's own skips are.
+            loop.call_soon_threadsafe(kit._skipped, event_type, webhook, reason)
+        if not deliveries and idempotency_key is None:
             return []
-        if dialect is not None:
-            from .stores._outbox import write_outbox
+        claim = None
+        if idempotency_key is not None:
+            ids = tuple(d.id for d in deliveries)
+            claim = IdempotencyKey(idempotency_key, ids, now, now + IDEMPOTENCY_WINDOW)
+        if dialect is None:
+            return self.run(kit._queue(event_type, payloads, deliveries, claim, too_large, now))
+        from .stores._outbox import write_outbox
 
-            self._thread.loop()  # the store is open, so its schema exists
-            write_outbox(connection, dialect, payloads, deliveries)
-        else:
-            self.run(kit.store.add_deliveries(payloads, deliveries))
+        self.run(kit.scheduler.reserve(len(deliveries)))
+        try:
+            held = write_outbox(connection, dialect, payloads, deliveries, idempotency_key=claim)
+        except BaseException:
+            loop.call_soon_threadsafe(kit.scheduler.unreserve, len(deliveries))
+            raise
+        if held is not None:  # the key was taken first: nothing new
+            loop.call_soon_threadsafe(kit.scheduler.unreserve, len(deliveries))
+            return held
+        # Over-limit rows are not visible before the host commits: the send records them.
+        loop.call_soon_threadsafe(kit._queued, event_type, len(deliveries))
         return [d.id for d in deliveries]
 
     async def _lookup(self, event: EventType, app: App | str | None) -> list[tuple[Any, App]]:
@@ -286,31 +325,3 @@ def _dialect(kit: WebhookKit) -> q.Dialect:
         f"store, not {type(kit.store).__name__}",
         field="connection",
     )
-
-
-def _rows(
-    event: EventType, groups: Sequence[PayloadGroup], key: str, request: PayloadRequest
-) -> tuple[list[Payload], list[Delivery]]:
-    """One payload row per body and one delivery per webhook, as ``WebhookKit.trigger``."""
-    now = request.issued_at
-    payloads: list[Payload] = []
-    deliveries: list[Delivery] = []
-    for group in groups:
-        if group.body is None:  # counted and logged by the kit
-            continue
-        row = Payload(id=new_id(), event=event.value, body=group.body, created_at=now)
-        payloads.append(row)
-        deliveries += [
-            Delivery(
-                id=new_id(),
-                payload_id=row.id,
-                webhook_id=webhook.id,
-                app_id=webhook.app_id,
-                event=event.value,
-                created_at=now,
-                next_try_at=now,
-                ordering_key=key if webhook.ordered else None,
-            )
-            for webhook in group.webhooks
-        ]
-    return payloads, deliveries

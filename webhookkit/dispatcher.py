@@ -40,7 +40,13 @@ from .exceptions import (
 from .filters import filter_targets
 from .keyring import KeySetHandle, local_key_set, open_key_set
 from .observability import Hooks, call_hook
-from .payloads import PayloadBuilder, PayloadRequest, Serializer, SerializerPayloads
+from .payloads import (
+    PayloadBuilder,
+    PayloadGroup,
+    PayloadRequest,
+    Serializer,
+    SerializerPayloads,
+)
 from .signing import JWSSigner, KeySet, SigningKey
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from .stores.base import IDEMPOTENCY_WINDOW, IdempotencyKey, Retention
@@ -420,16 +426,7 @@ class WebhookKit:
             )
         key = ordering_key_for(ordering_key, subject)
         if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255:
-                raise InvalidFieldError(
-                    "idempotency_key: must be a string of 1 to 255 characters",
-                    field="idempotency_key",
-                )
-            if any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in idempotency_key):
-                raise InvalidFieldError(
-                    "idempotency_key: must be storable text (no NUL, no lone surrogate)",
-                    field="idempotency_key",
-                )
+            check_idempotency_key(idempotency_key)
             # The fast path: a repeated key costs this one read and builds no payload.
             held = await self.store.find_idempotency_key(idempotency_key, self.clock.now())
             if held is not None:
@@ -456,14 +453,39 @@ class WebhookKit:
         groups, filtered = filter_targets(groups)
         if filtered:
             self.scheduler.stats.skip(FILTERED, len(filtered))
+        payloads, deliveries, too_large, skipped = self._rows(event_type, groups, key, now)
+        for webhook, reason in skipped:
+            self._skipped(event_type, webhook, reason)
+        if not deliveries and idempotency_key is None:
+            return []
+        claim = None
+        if idempotency_key is not None:
+            ids = tuple(d.id for d in deliveries)
+            claim = IdempotencyKey(idempotency_key, ids, now, now + IDEMPOTENCY_WINDOW)
+        return await self._queue(
+            event_type, payloads, deliveries, claim, too_large, now, connection=connection
+        )
+
+    def _rows(
+        self, event_type: EventType, groups: Sequence[PayloadGroup], key: str, now: datetime
+    ) -> tuple[
+        list[Payload],
+        list[Delivery],
+        list[tuple[Delivery, PayloadTooLargeError]],
+        list[tuple[Webhook, str]],
+    ]:
+        """One payload row per body and one delivery per webhook; the deliveries whose body
+        is over their transport's limit, and the webhooks that get nothing (and why). Shared
+        with :meth:`BlockingKit.trigger_sync <webhookkit.blocking.BlockingKit.trigger_sync>`,
+        which counts the skipped ones in the loop's thread."""
         payloads: list[Payload] = []
         deliveries: list[Delivery] = []
         too_large: list[tuple[Delivery, PayloadTooLargeError]] = []
+        skipped: list[tuple[Webhook, str]] = []
         for group in groups:
             if group.body is None:
                 reason = group.reason or "empty payload"
-                for webhook in group.webhooks:
-                    self._skipped(event_type, webhook, reason)
+                skipped += [(webhook, reason) for webhook in group.webhooks]
                 continue
             row = Payload(id=new_id(), event=event_type.value, body=group.body, created_at=now)
             payloads.append(row)
@@ -482,12 +504,21 @@ class WebhookKit:
                 problem = self._size_problem(webhook, group.body)
                 if problem is not None:
                     too_large.append((delivery, problem))
-        if not deliveries and idempotency_key is None:
-            return []
-        claim = None
-        if idempotency_key is not None:
-            ids = tuple(d.id for d in deliveries)
-            claim = IdempotencyKey(idempotency_key, ids, now, now + IDEMPOTENCY_WINDOW)
+        return payloads, deliveries, too_large, skipped
+
+    async def _queue(
+        self,
+        event_type: EventType,
+        payloads: list[Payload],
+        deliveries: list[Delivery],
+        claim: IdempotencyKey | None,
+        too_large: list[tuple[Delivery, PayloadTooLargeError]],
+        now: datetime,
+        *,
+        connection: Any = None,
+    ) -> list[str]:
+        """Write a trigger's rows (back-pressure first) and account for them; the ids, or
+        the earlier trigger's when its idempotency key won."""
         await self.scheduler.reserve(len(deliveries))
         try:
             if connection is not None:
@@ -509,6 +540,13 @@ class WebhookKit:
         if self.scheduler.running:
             self.scheduler.notify()
         return [d.id for d in deliveries]
+
+    def _queued(self, event_type: EventType, count: int) -> None:
+        """Count ``count`` deliveries a host's connection wrote and wake the scheduler (they
+        are visible once the host commits; it polls meanwhile)."""
+        self.hooks.instrumentation.queued(event_type.value, count)
+        if self.scheduler.running:
+            self.scheduler.notify()
 
     def _size_problem(self, webhook: Webhook, body: bytes) -> PayloadTooLargeError | None:
         """The refusal of a body over the size limit of the webhook's transport, if any."""
@@ -758,6 +796,19 @@ def ordering_key_for(ordering_key: str | None, subject: Any) -> str:
             field="ordering_key",
         )
     return key
+
+
+def check_idempotency_key(key: Any) -> None:
+    """Refuse an idempotency key no store can keep as it is (``InvalidFieldError``)."""
+    if not isinstance(key, str) or not 0 < len(key) <= 255:
+        raise InvalidFieldError(
+            "idempotency_key: must be a string of 1 to 255 characters", field="idempotency_key"
+        )
+    if any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in key):
+        raise InvalidFieldError(
+            "idempotency_key: must be storable text (no NUL, no lone surrogate)",
+            field="idempotency_key",
+        )
 
 
 _T = TypeVar("_T")

@@ -257,3 +257,96 @@ def test_payload_filters_decide_in_sync_triggers_too() -> None:
         blocking.run(setup())
         assert blocking.trigger_sync("ORDER_CREATED", payload={"total": 5}) == []
         assert len(blocking.trigger_sync("ORDER_CREATED", payload={"total": 500})) == 1
+
+
+def _queued_counter(kit: WebhookKit) -> list[tuple[str, int]]:
+    """Every ``queued`` the kit's instrumentation is told of, as (event, count)."""
+    seen: list[tuple[str, int]] = []
+    instrumentation = kit.hooks.instrumentation
+    original = instrumentation.queued
+
+    def queued(event: str, count: int) -> None:
+        seen.append((event, count))
+        original(event, count)
+
+    instrumentation.queued = queued  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_repeated_idempotency_key_returns_the_first_triggers_deliveries(
+    tmp_path: Path,
+) -> None:
+    from webhookkit import DeliveryQuery
+
+    kit = make_kit(tmp_path / "wk.db")
+    queued = _queued_counter(kit)
+    with BlockingKit(kit) as blocking:
+        setup_webhooks(blocking, None)
+        first = blocking.trigger_sync("ORDER_CREATED", payload={"n": 1}, idempotency_key="o-1")
+        again = blocking.trigger_sync("ORDER_CREATED", payload={"n": 2}, idempotency_key="o-1")
+        other = blocking.trigger_sync("ORDER_CREATED", payload={"n": 3}, idempotency_key="o-2")
+        stored = blocking.run(kit.list_deliveries(DeliveryQuery(limit=100)))
+    assert len(first) == 1 and again == first and other != first
+    assert sorted(d.id for d in stored) == sorted(first + other)
+    assert queued == [("order_created", 1), ("order_created", 1)]
+
+
+def test_a_bad_idempotency_key_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from webhookkit import DeliveryQuery
+    from webhookkit.exceptions import InvalidFieldError
+
+    with BlockingKit(make_kit(tmp_path / "wk.db")) as blocking:
+        setup_webhooks(blocking, None)
+        for bad in ("", "x" * 256, "a\x00b", 7):
+            with pytest.raises(InvalidFieldError) as caught:
+                blocking.trigger_sync("ORDER_CREATED", payload={}, idempotency_key=bad)  # type: ignore[arg-type]
+            assert caught.value.field == "idempotency_key"
+        assert blocking.run(blocking.kit.list_deliveries(DeliveryQuery())) == []
+
+
+def test_the_outbox_takes_the_key_in_the_hosts_transaction(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "wk.db"
+    with BlockingKit(make_kit(path)) as blocking:
+        blocking.open()
+        setup_webhooks(blocking, None)
+        host = sqlite3.connect(path, isolation_level=None)
+        try:
+            host.execute("BEGIN IMMEDIATE")
+            blocking.trigger_sync("ORDER_CREATED", payload={}, connection=host, idempotency_key="k")
+            host.execute("ROLLBACK")  # frees the key with the rows
+            host.execute("BEGIN IMMEDIATE")
+            kept = blocking.trigger_sync(
+                "ORDER_CREATED", payload={}, connection=host, idempotency_key="k"
+            )
+            host.execute("COMMIT")
+        finally:
+            host.close()
+        assert blocking.trigger_sync("ORDER_CREATED", payload={}, idempotency_key="k") == kept
+        [delivery] = blocking.run(blocking.kit.list_deliveries())
+    assert [delivery.id] == kept
+
+
+def test_an_over_limit_body_fails_at_trigger_time_in_sync_triggers_too(tmp_path: Path) -> None:
+    from webhookkit import DeliveryStatus, HTTPTransport
+
+    transport = HTTPTransport(allow_addresses=["127.0.0.1/32"], max_body_bytes=64)
+    kit = WebhookKit(
+        store=f"sqlite:///{tmp_path / 'wk.db'}", domain="shop.example.com", transports=[transport]
+    )
+    with BlockingKit(kit) as blocking:
+        app = blocking.run(kit.apps.create("erp", permissions=["MANAGE_ORDERS"]))
+        blocking.run(
+            kit.webhooks.create(
+                app, target_url="http://127.0.0.1:9/h", events=["ORDER_CREATED"], secret_key="k"
+            )
+        )
+        [too_big] = blocking.trigger_sync("ORDER_CREATED", payload={"note": "x" * 100})
+        [fits] = blocking.trigger_sync("ORDER_CREATED", payload={"note": "x"})
+        failed = blocking.run(kit.get_delivery(too_big))
+        pending = blocking.run(kit.get_delivery(fits))
+        [attempt] = blocking.run(kit.list_attempts(too_big))
+    assert failed is not None and failed.status is DeliveryStatus.FAILED
+    assert attempt.error_kind == "PayloadTooLargeError"
+    assert pending is not None and pending.status is DeliveryStatus.PENDING
