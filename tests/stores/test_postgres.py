@@ -268,3 +268,35 @@ async def test_attempts_need_no_foreign_key_and_leave_nothing_behind(
         assert await db.fetchval("SELECT count(*) FROM webhookkit_deliveries") == 0
     finally:
         await db.close()
+
+
+async def test_a_claim_first_run_on_a_small_table_never_keeps_its_plan(pg_dsn: str) -> None:
+    """A prepared claim made while the table was nearly empty must not go on updating claimed
+    rows through a sequential scan once the table has grown (a generic plan would)."""
+    from webhookkit.stores.postgres import CLAIM_SETTINGS
+
+    store = PostgresStore(pg_dsn, min_size=1, max_size=1, listen=False)
+    try:
+        for n in range(8):  # more than the five custom plans before a generic one is chosen
+            await store.add_deliveries([payload(f"p{n}")], [delivery(f"tiny-{n}", f"p{n}")])
+            await store.claim_batch(at(1), limit=1, lease=LEASE)
+        big = [delivery(f"d{i:05}", "big", webhook=f"w{i % 50}") for i in range(5000)]
+        await store.add_deliveries([payload("big")], big)
+        batch = await store.claim_batch(at(1), limit=200, lease=LEASE, per_webhook=20)
+        assert len(batch.deliveries) == 200
+        async with store._conn("test") as conn:
+            [claim] = await conn.fetch(
+                "SELECT name, generic_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE '%FOR UPDATE OF d SKIP LOCKED%' "
+                "AND statement NOT LIKE '%pg_prepared_statements%'"
+            )
+            assert claim["generic_plans"] == 0
+            now = f"'{at(1).isoformat()}'::timestamptz"
+            args = f"{now}, 200, {now} + interval '30 s', '{{}}'::text[], 800, 20"
+            async with conn.transaction():
+                await conn.execute(CLAIM_SETTINGS)
+                explained = await conn.fetch(f"EXPLAIN EXECUTE {claim['name']}({args})")
+            plan = "\n".join(r[0] for r in explained)
+    finally:
+        await store.aclose()
+    assert "Seq Scan on webhookkit_deliveries" not in plan, plan
