@@ -97,6 +97,19 @@ async def create_database(
     return name, database_dsn(admin_dsn, name)
 
 
+async def drop_database(admin_dsn: str, dsn: str) -> None:
+    """Drop the database of ``dsn`` (a finished run's), so that its autovacuum does not run
+    during the next measurement."""
+    import asyncpg
+
+    name = urlsplit(dsn).path.lstrip("/")
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def _admin(admin_dsn: str) -> Any:
     import asyncpg
 

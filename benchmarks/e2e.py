@@ -11,7 +11,9 @@ The raw baseline POSTs the same bodies to the same paths, in the same order, wit
 the first kit run and after every kit run, followed each time by the sequential
 ``requests.Session`` sample when one is asked for; a kit run's ratios divide by the mean of
 the baselines just before and just after it. The receiver's own count must match every
-run's deliveries.
+run's deliveries. Each kit run starts clean of the ones before it: dirty pages are written
+back (``sync``) before its clock starts, and a PostgreSQL run's database is dropped after it
+(its autovacuum would otherwise run during the next one).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from dataclasses import asdict, dataclass
 import aiohttp
 
 from benchmarks._kit import make_kit, wait_counted
-from benchmarks._pg import create_database
+from benchmarks._pg import create_database, drop_database
 from benchmarks._receiver import ReceiverStats, read_stats
 
 SECRET = "benchmark-secret"
@@ -155,6 +157,9 @@ async def kit_run(
         await kit.start()
         payloads = bodies(events)
         expected = events * webhooks
+        # Write back what earlier runs left dirty (an SQLite file, a PostgreSQL checkpoint)
+        # now, not during this run, where it would slow this store's own fsyncs.
+        await asyncio.to_thread(os.sync)
         before = read_stats(url)
         started = time.perf_counter()
         queued = 0
@@ -214,6 +219,8 @@ async def run_all(args: argparse.Namespace) -> list[Run]:
                         args.url, store, events, args.webhooks, args.concurrency, jws, loop
                     )
                 )
+                if kind == "postgresql":
+                    await drop_database(args.pg, store)
                 await baselines()
     return runs
 
