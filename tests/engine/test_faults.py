@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +19,7 @@ from webhookkit import (
     DeliveryConfig,
     DeliveryStatus,
     HTTPTransport,
+    MemoryStore,
     OutboundMessage,
     PostgresStore,
     SQLiteStore,
@@ -25,6 +27,7 @@ from webhookkit import (
     TransportResult,
     WebhookKit,
 )
+from webhookkit.delivery.isolation import IsolationConfig
 from webhookkit.stores.base import Store
 
 LOOPBACK = ("127.0.0.1/32",)
@@ -85,6 +88,51 @@ async def test_a_worker_rides_out_a_postgresql_restart(
     recovered = [r for r in caplog.records if "reachable again" in r.getMessage()]
     assert outage and recovered, [r.getMessage() for r in caplog.records]
     assert kit.stats.store_errors >= 1
+
+
+# -- a hand-back the store refuses --------------------------------------------------------------
+
+
+class RefusingReleases(MemoryStore):
+    """A store that refuses its first ``refuse`` hand-backs, as a database going away does."""
+
+    def __init__(self, refuse: int) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.refused = 0
+
+    async def release(self, delivery_ids: Sequence[str], *, until: datetime | None = None) -> None:
+        if self.refused < self.refuse:
+            self.refused += 1
+            raise StoreError("release: connection was closed in the middle of operation")
+        await super().release(delivery_ids, until=until)
+
+
+async def test_hand_backs_the_store_refuses_are_written_once_it_answers(
+    counting_receiver: CountingReceiver,
+) -> None:
+    # One send slot, and an endpoint that may hold two: a claim of four (twice per_endpoint)
+    # hands one back. With an hour's lease, a hand-back dropped after a failed write would
+    # keep its delivery unsent for the whole test.
+    counting_receiver.delay = 0.01
+    store = RefusingReleases(refuse=3)
+    kit = WebhookKit(
+        store=store,
+        transports=[HTTPTransport(allow_addresses=LOOPBACK)],
+        delivery=DeliveryConfig(
+            concurrency=1,
+            lease=timedelta(hours=1),
+            isolation=IsolationConfig(per_endpoint=2),
+        ),
+    )
+    async with kit:
+        await subscribe(kit, counting_receiver.url)
+        ids = [i for n in range(40) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        done = await kit.wait_for(ids, timeout=60)
+    assert all(d.status is DeliveryStatus.SUCCESS for d in done)
+    assert store.refused == 3
+    assert kit.stats.released > 0 and kit.stats.store_errors >= 3
+    assert counting_receiver.distinct == 40
 
 
 # -- a store write failing during trigger -----------------------------------------------------

@@ -342,6 +342,10 @@ class Scheduler:
         self._active_ids: set[str] = set()  # held locally or in flight
         self._payloads: dict[str, Payload] = {}  # of deliveries held or in flight
         self._payload_users: dict[str, int] = {}
+        # Deliveries to hand back to the store (ids, claimable again at): written before the
+        # next claim, kept through a failed write. Dropped instead, they would stay leased,
+        # unsent, for a whole lease after the store came back.
+        self._hand_backs: list[tuple[list[str], datetime | None]] = []
         self.gate = EndpointGate(config.isolation)
         self._poll = config.poll_interval
         if self._poll is None and durable:
@@ -459,17 +463,20 @@ class Scheduler:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
         await self.finisher.aclose()
-        if unsent:
-            # Leases are handed back so another worker (or the next start) sends them now.
+        # Leases are handed back so another worker (or the next start) sends them now.
+        self._hand_back(unsent)
+        if self._hand_backs:
+            count = sum(len(ids) for ids, _ in self._hand_backs)
             try:
-                await self._store.release(unsent)
+                await self._flush_hand_backs()
             except Exception as exc:
                 log.warning(
                     "webhookkit: could not hand back %d deliveries (%s); they return when "
                     "their lease ends",
-                    len(unsent),
+                    count,
                     exc,
                 )
+            self._hand_backs.clear()
         self._active_ids.clear()
         self._payloads.clear()
         self._payload_users.clear()
@@ -525,6 +532,7 @@ class Scheduler:
 
     async def _round(self) -> bool:
         """One claim round; True if another should follow at once."""
+        await self._flush_hand_backs()  # a failed round's first: its deliveries wait
         now = self._clock.now()
         room = self._room()
         await self._catalog.refresh()
@@ -567,21 +575,34 @@ class Scheduler:
             for until, ids in throttled.items():
                 # Over its rate limit: pending in the store until its next token, no attempt,
                 # no retry budget spent.
-                await self._store.release(ids, until=until)
+                self._hand_back(ids, until)
                 self.stats.throttled += len(ids)
             if excess:
                 # Its endpoint already has a full local queue: back to the store at once (no
                 # attempt, budget unchanged) so deliveries to other endpoints get the room.
-                await self._store.release(excess)
+                self._hand_back(excess)
                 self.stats.released += len(excess)
             postponed += self.gate.release_blocked(now)
-            await self._postpone(postponed, now)
+            self._postpone(postponed, now)
         else:
-            await self._postpone(self.gate.release_blocked(now), now)
-        self._pump(now)
+            self._postpone(self.gate.release_blocked(now), now)
+        self._pump(now)  # sends start before the hand-backs are written (or fail to be)
         if room > 0:
             self._backlog = len(claimed) == room
+        await self._flush_hand_backs()
         return bool(claimed) and len(claimed) == room
+
+    def _hand_back(self, ids: list[str], until: datetime | None = None) -> None:
+        """Queue deliveries this process will not send for the store (see _hand_backs)."""
+        if ids:
+            self._hand_backs.append((ids, until))
+
+    async def _flush_hand_backs(self) -> None:
+        """Write the queued hand-backs; what a failed write leaves stays queued."""
+        while self._hand_backs:
+            ids, until = self._hand_backs[0]
+            await self._store.release(ids, until=until)
+            del self._hand_backs[0]
 
     async def _sleep(self) -> None:
         now = self._clock.now()
@@ -601,7 +622,7 @@ class Scheduler:
             timeout = self._poll if timeout is None else min(timeout, self._poll)
         await self._clock.wait(self._wake, timeout)
 
-    async def _postpone(self, deliveries: list[Delivery], now: datetime) -> None:
+    def _postpone(self, deliveries: list[Delivery], now: datetime) -> None:
         if not deliveries:
             return
         by_until: dict[datetime, list[str]] = {}
@@ -610,7 +631,7 @@ class Scheduler:
             until = self.gate.reopen_time(delivery.webhook_id) or now
             by_until.setdefault(until, []).append(delivery.id)
         for until, ids in by_until.items():
-            await self._store.release(ids, until=until)
+            self._hand_back(ids, until)
         self.stats.postponed += len(deliveries)
 
     def _rate_limit(self, delivery: Delivery) -> RateLimit | None:
@@ -792,17 +813,18 @@ class Scheduler:
             if payload is None:
                 payload = await self._store.get_payload(delivery.payload_id)
         except Exception as exc:
-            # The store is down: leave the delivery leased; it comes back when the lease ends.
+            # The store is down: nothing sent, no attempt; the loop hands it back once the
+            # store answers, so it is claimed again then rather than a lease later.
             log.warning("webhookkit: cannot look up delivery %s: %s", delivery.id, exc)
             self.stats.store_errors += 1
+            self._hand_back([delivery.id])
+            self._wake.set()
             return None, None
         if webhook is not None and webhook.disabled_at is not None:
             # Disabled after failing too long: held in the store, not failed, until the
-            # webhook is activated again.
-            try:
-                await self._store.release([delivery.id])
-            except Exception as exc:
-                log.warning("webhookkit: cannot hand back delivery %s: %s", delivery.id, exc)
+            # webhook is activated again (handed back by the loop).
+            self._hand_back([delivery.id])
+            self._wake.set()
             return None, None
         reason = self._unsendable(delivery, webhook, app, payload)
         observed: AttemptObservation | None = None
