@@ -35,7 +35,7 @@ from .filters import filter_targets
 from .payloads import PayloadGroup, PayloadRequest, build_blocking
 from .stores import PostgresStore, SQLiteStore
 from .stores import _sql as q
-from .stores.base import IDEMPOTENCY_WINDOW, IdempotencyKey
+from .stores.base import IdempotencyKey
 
 __all__ = ["BlockingKit", "LoopThread"]
 
@@ -249,8 +249,7 @@ class BlockingKit:
             return []
         claim = None
         if idempotency_key is not None:
-            ids = tuple(d.id for d in deliveries)
-            claim = IdempotencyKey(idempotency_key, ids, now, now + IDEMPOTENCY_WINDOW)
+            claim = IdempotencyKey.for_trigger(idempotency_key, deliveries, now)
         if dialect is None:
             return self.run(kit._queue(event_type, payloads, deliveries, claim, too_large, now))
         from .stores._outbox import write_outbox

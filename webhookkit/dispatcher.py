@@ -49,7 +49,7 @@ from .payloads import (
 )
 from .signing import JWSSigner, KeySet, SigningKey
 from .stores import DeliveryQuery, MemoryStore, PostgresStore, SQLiteStore, Store, open_store
-from .stores.base import IDEMPOTENCY_WINDOW, IdempotencyKey, Retention
+from .stores.base import IdempotencyKey, Retention
 from .transports._limits import check_body_size
 from .transports.base import Transport, TransportRouter
 from .transports.http import HTTPTransport
@@ -460,8 +460,7 @@ class WebhookKit:
             return []
         claim = None
         if idempotency_key is not None:
-            ids = tuple(d.id for d in deliveries)
-            claim = IdempotencyKey(idempotency_key, ids, now, now + IDEMPOTENCY_WINDOW)
+            claim = IdempotencyKey.for_trigger(idempotency_key, deliveries, now)
         return await self._queue(
             event_type, payloads, deliveries, claim, too_large, now, connection=connection
         )

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +19,7 @@ from stores.pgcluster import PostgresCluster
 from webhookkit import App, ConfigurationError, DeliveryStatus, StoreError
 from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore, Store, open_store
-from webhookkit.stores._sql import MIGRATIONS, SCHEMA_VERSION
+from webhookkit.stores._sql import MIGRATIONS, SCHEMA_VERSION, SQLITE
 
 TABLES = {
     "webhookkit_apps",
@@ -239,3 +239,44 @@ async def test_header_pairs_are_stored_as_the_same_json_by_every_finish(
     if database.kind == "sqlite":  # text columns: the very same bytes
         assert single == batched
         assert none == "[]"
+
+
+async def test_sqlite_claimers_on_one_file_each_read_back_only_their_own_claim(
+    tmp_path: Path,
+) -> None:
+    # A SQLite claim is two statements (the write, then a read of what it claimed); three
+    # stores, each with its own connection and thread, claim from one file at once. Each
+    # store leases for its own length, so a row's lease says which store took it.
+    path = tmp_path / "shared.db"
+    stores = [SQLiteStore(path) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        ids = [f"d{i:04}" for i in range(600)]
+        await stores[0].add_deliveries(
+            [payload(f"p{i}", body=b"body %d" % i) for i in range(60)],
+            [delivery(d, f"p{n % 60}", webhook=f"w{n % 10}") for n, d in enumerate(ids)],
+        )
+
+        async def claim_all(n: int, store: SQLiteStore) -> list[str]:
+            lease = LEASE + timedelta(seconds=n)
+            got: list[str] = []
+            while (batch := await store.claim_batch(at(1), limit=7, lease=lease)).deliveries:
+                for d in batch.deliveries:
+                    assert d.lease_until == at(1) + lease, "another claim's row read back"
+                    assert d.status is DeliveryStatus.PENDING
+                    if d.payload_id in batch.payloads:  # a payload comes with its first claim
+                        want = b"body %d" % int(d.payload_id[1:])
+                        assert batch.payloads[d.payload_id].body == want
+                got += [d.id for d in batch.deliveries]
+            return got
+
+        results = await asyncio.gather(*(claim_all(n, s) for n, s in enumerate(stores)))
+        assert sorted(i for r in results for i in r) == ids  # each delivery once, none twice
+        assert all(results), "each store should have claimed some"
+        with sqlite3.connect(path) as conn:
+            leased = dict(conn.execute("SELECT id, lease_until FROM webhookkit_deliveries"))
+        for n, result in enumerate(results):
+            want = SQLITE.ts(at(1) + LEASE + timedelta(seconds=n))
+            assert {leased[i] for i in result} == {want}
+    finally:
+        await asyncio.gather(*(s.aclose() for s in stores))

@@ -334,3 +334,8 @@ class IdempotencyKey:
     delivery_ids: tuple[str, ...]
     created_at: datetime
     expires_at: datetime
+
+    @classmethod
+    def for_trigger(cls, key: str, deliveries: Sequence[Delivery], now: datetime) -> IdempotencyKey:
+        """The row a trigger at ``now`` writes for ``deliveries``, kept for the window."""
+        return cls(key, tuple(d.id for d in deliveries), now, now + IDEMPOTENCY_WINDOW)
