@@ -324,6 +324,29 @@ async def test_finish_many_writes_every_result_or_nothing(store: Store) -> None:
     assert await store.next_due() == at(12)
 
 
+async def test_a_finish_written_again_records_nothing_twice(store: Store) -> None:
+    # The finisher writes a batch again when the store failed to answer, and a PostgreSQL
+    # connection can drop after its COMMIT: the first write may have landed. Written again,
+    # with a result that is new, only the new one is recorded.
+    await queue(store, "ok", "retry", "new")
+    await store.claim_batch(at(0), limit=10, lease=LEASE)
+    first = [
+        AttemptResult("ok", attempt("ok", ok=True, when=1), DeliveryStatus.SUCCESS, None, at(1)),
+        AttemptResult("retry", attempt("retry", when=2), DeliveryStatus.PENDING, at(12), at(2)),
+    ]
+    await store.finish_many(first)
+    new = AttemptResult("new", attempt("new", ok=True, when=3), DeliveryStatus.SUCCESS, None, at(3))
+    await store.finish_many(first)
+    await store.finish_many([*first, new])
+    ok, retry, done = [await store.get_delivery(d) for d in ("ok", "retry", "new")]
+    assert ok is not None and ok.status is DeliveryStatus.SUCCESS and ok.attempts == 1
+    assert retry is not None and retry.status is DeliveryStatus.PENDING
+    assert retry.attempts == 1 and retry.next_try_at == at(12) and retry.updated_at == at(2)
+    assert done is not None and done.status is DeliveryStatus.SUCCESS and done.attempts == 1
+    for r in [*first, new]:
+        assert await store.list_attempts(r.delivery_id) == [r.attempt]
+
+
 async def test_an_expired_lease_makes_a_delivery_claimable_again(store: Store) -> None:
     await queue(store, "d1")
     (claimed,) = await store.claim_due(at(0), limit=1, lease=LEASE)

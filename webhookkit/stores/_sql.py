@@ -679,6 +679,20 @@ def json_rows(rows: Sequence[tuple[Any, ...]]) -> str:
 COUNT_IDS_SQLITE: Final = (
     f"SELECT count(*) AS n FROM webhookkit_deliveries WHERE {SQLITE.in_ids('id', '?1')}"
 )
+# Which of the given attempt ids are on record: a retried finish writes only the others.
+RECORDED_ATTEMPTS: Final = "SELECT id FROM webhookkit_attempts WHERE {}"
+
+
+def recorded_attempts_sql(dialect: Dialect) -> str:
+    """The attempt ids in ``$1`` that are on record."""
+    return dialect.sql(RECORDED_ATTEMPTS.format(dialect.in_ids("id", "$1")))
+
+
+def unrecorded(results: Sequence[AttemptResult], recorded: set[str]) -> list[AttemptResult]:
+    """The results whose attempt is not among ``recorded`` (ids)."""
+    return [r for r in results if r.attempt.id not in recorded]
+
+
 COUNT_PENDING: Final = "SELECT count(*) AS n FROM webhookkit_deliveries WHERE status = 'pending'"
 SELECT_CONFIG_VERSION: Final = "SELECT version FROM webhookkit_config_version WHERE id = 1"
 

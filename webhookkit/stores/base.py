@@ -161,7 +161,9 @@ class Store(Protocol):
 
     async def finish_many(self, results: Sequence[AttemptResult]) -> None:
         """Record many finished attempts at once (one transaction): each like
-        :meth:`finish_attempt`; a delivery already final keeps its outcome."""
+        :meth:`finish_attempt`; a delivery already final keeps its outcome. A result whose
+        attempt id is on record already changes nothing (the scheduler writes a batch again
+        when the store did not answer, and the first write may have landed)."""
         ...
 
     async def count_pending(self) -> int:

@@ -358,6 +358,9 @@ class MemoryStore:
             if r.delivery_id not in self._deliveries:
                 raise StoreError(f"delivery {r.delivery_id}: not found")
         for r in results:
+            recorded = self._attempts.get(r.delivery_id, ())
+            if any(a.id == r.attempt.id for a in recorded):
+                continue  # written before (a retried write): what is on record stays
             self._finish(r.delivery_id, r.attempt, r.status, r.next_try_at, r.now)
 
     async def finish_attempt(

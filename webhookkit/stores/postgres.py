@@ -520,7 +520,19 @@ class PostgresStore:
             # NOT NULL: the partitioned layout's attempt found no delivery to take its day from.
             if pg is not None and _no_such_delivery(pg, exc.__cause__):
                 raise StoreError("finish_many: a delivery does not exist") from exc.__cause__
-            raise
+            if pg is None or not isinstance(exc.__cause__, pg.UniqueViolationError):
+                raise
+            # A write sent again after its answer was lost (the connection dropped as it
+            # committed): what is on record stays as it is, the rest is written.
+            rest = q.unrecorded(results, await self._recorded_attempts(results))
+            if len(rest) == len(results):
+                raise
+            await self.finish_many(rest)
+
+    async def _recorded_attempts(self, results: Sequence[AttemptResult]) -> set[str]:
+        ids = D.id_list([r.attempt.id for r in results])
+        rows = await self._fetch("finish_many", q.recorded_attempts_sql(D), ids)
+        return {r["id"] for r in rows}
 
     async def count_pending(self) -> int:
         row = await self._fetchrow("count_pending", q.COUNT_PENDING)

@@ -444,7 +444,20 @@ class SQLiteStore:
                     raise StoreError(_NO_SUCH_DELIVERY) from None
                 raise
 
-        await self._run(one_statement if batched else work)
+        try:
+            await self._run(one_statement if batched else work)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise
+            # The same attempt written twice (a retried write): what is on record stays.
+            attempt_ids = (D.id_list([r.attempt.id for r in results]),)
+            recorded = await self._run(
+                lambda c: {row["id"] for row in c.execute(q.recorded_attempts_sql(D), attempt_ids)}
+            )
+            rest = q.unrecorded(results, recorded)
+            if len(rest) == len(results):
+                raise
+            await self.finish_many(rest)
 
     async def count_pending(self) -> int:
         row = await self._run(lambda c: c.execute(q.COUNT_PENDING).fetchone())
