@@ -50,6 +50,9 @@ class Run:
     deliveries: int
     seconds: float
     receiver_cpu: float  # percent of one core during the run
+    #: This process's CPU (every thread, user + system) over the timed part, percent of its
+    #: wall time: near 100 the sender is CPU-bound; well below, it waits (on its store).
+    client_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -90,6 +93,10 @@ def _plan(base: str, events: int, webhooks: int) -> Iterator[tuple[str, bytes, d
             yield f"{base}/hook/{w}", body, headers
 
 
+def _cpu() -> float:
+    return time.process_time()  # every thread's user + system time, finer than os.times
+
+
 def _check(url: str, before: ReceiverStats, count: int, what: str) -> ReceiverStats:
     after = read_stats(url)
     if after.count - before.count != count:
@@ -114,11 +121,22 @@ async def raw_aiohttp(url: str, events: int, webhooks: int, concurrency: int, lo
                         raise RuntimeError(f"receiver answered {response.status}")
 
         before = read_stats(url)
+        cpu = _cpu()
         started = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        cpu = _cpu() - cpu
     after = _check(url, before, len(plan), "raw aiohttp")
-    return Run("raw aiohttp", loop, "-", "HMAC", len(plan), elapsed, after.cpu_percent(before))
+    return Run(
+        "raw aiohttp",
+        loop,
+        "-",
+        "HMAC",
+        len(plan),
+        elapsed,
+        after.cpu_percent(before),
+        cpu / elapsed * 100,
+    )
 
 
 def requests_session(url: str, count: int, webhooks: int) -> Run:
@@ -161,12 +179,14 @@ async def kit_run(
         # now, not during this run, where it would slow this store's own fsyncs.
         await asyncio.to_thread(os.sync)
         before = read_stats(url)
+        cpu = _cpu()
         started = time.perf_counter()
         queued = 0
         for body in payloads:
             queued += len(await kit.trigger("ORDER_CREATED", payload=body))
         await wait_counted(kit, expected)
         elapsed = time.perf_counter() - started
+        cpu = _cpu() - cpu
         after = _check(url, before, expected, f"kit on {store}")
         if queued != expected or kit.stats.successes != expected:
             raise RuntimeError(f"kit on {store}: {kit.stats.successes} of {expected} succeeded")
@@ -174,7 +194,16 @@ async def kit_run(
         await kit.aclose()
     kind = store.split(":", 1)[0]
     signing = "JWS RS256" if jws else "HMAC"
-    return Run("kit", loop, kind, signing, expected, elapsed, after.cpu_percent(before))
+    return Run(
+        "kit",
+        loop,
+        kind,
+        signing,
+        expected,
+        elapsed,
+        after.cpu_percent(before),
+        cpu / elapsed * 100,
+    )
 
 
 async def _store_url(kind: str, admin_dsn: str | None, tmp: str) -> str:

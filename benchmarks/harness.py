@@ -223,7 +223,7 @@ def scenario_e2e(report: Report, url: str, admin_dsn: str) -> None:
     table = Table(
         "End to end over HTTP",
         ["side", "loop", "store", "signing", "deliveries", "s", "per s", "vs raw aiohttp",
-         "vs requests", "receiver CPU %"],
+         "vs requests", "receiver CPU %", "sender CPU %"],
     )  # fmt: skip
     seqs = [r for r in runs if r["side"] == "requests.Session"]
     seq_rate = report.number("e2e.requests", sum(map(_rate, seqs)) / len(seqs))
@@ -231,7 +231,7 @@ def scenario_e2e(report: Report, url: str, admin_dsn: str) -> None:
         f"requests.Session, sequential ({len(seqs)} samples: mean; "
         f"{min(map(_rate, seqs)):,.0f} to {max(map(_rate, seqs)):,.0f}/s)",
         "-", "-", "HMAC", seqs[0]["deliveries"], sum(r["seconds"] for r in seqs) / len(seqs),
-        seq_rate, "", 1.0, sum(r["receiver_cpu"] for r in seqs) / len(seqs),
+        seq_rate, "", 1.0, sum(r["receiver_cpu"] for r in seqs) / len(seqs), "",
     ])  # fmt: skip
     for loop, mine in by_loop.items():
         raws = [r for r in mine if r["side"] == "raw aiohttp"]
@@ -242,6 +242,7 @@ def scenario_e2e(report: Report, url: str, admin_dsn: str) -> None:
             loop, "-", "HMAC", raws[0]["deliveries"],
             sum(r["seconds"] for r in raws) / len(raws), raw_rate, 1.0, raw_rate / seq_rate,
             sum(r["receiver_cpu"] for r in raws) / len(raws),
+            sum(r["client_cpu"] for r in raws) / len(raws),
         ])  # fmt: skip
         for at, r in enumerate(mine):
             if r["side"] != "kit":
@@ -253,7 +254,14 @@ def scenario_e2e(report: Report, url: str, admin_dsn: str) -> None:
                 key + ".vs_requests", rate / _adjacent_mean(mine, at, "requests.Session")
             )
             table.rows.append(["webhookkit", loop, r["store"], r["signing"], r["deliveries"],
-                               r["seconds"], rate, ratio, vs_seq, r["receiver_cpu"]])  # fmt: skip
+                               r["seconds"], rate, ratio, vs_seq, r["receiver_cpu"],
+                               r["client_cpu"]])  # fmt: skip
+    table.notes.append(
+        "Sender CPU %: the sending process's CPU time (all its threads, user and system) "
+        "over the run, as a percentage of the run's wall time. Near 100, the sender is bound "
+        "by its own CPU; well below, it spends the rest waiting (on its store's round trips "
+        "and commits)."
+    )
     if "uvloop" in loops:
         gain = report.numbers["e2e.uvloop.raw"] / report.numbers["e2e.asyncio.raw"]
         table.notes.append(f"uvloop speeds raw aiohttp up {gain:.2f}x.")

@@ -55,6 +55,19 @@ def test_end_to_end_covers_every_store_signing_and_loop(report: harness.Report) 
         events = sizes.events if row[2] == "memory" else sizes.sql_events
         assert row[4] == events * sizes.webhooks  # every delivery, counted by the receiver
     assert any(r[0].startswith("requests.Session") for r in report.tables["e2e"].rows)
+    # The sender's CPU share was measured for every kit run and raw aiohttp baseline.
+    measured = [r for r in report.tables["e2e"].rows if r[0] in ("webhookkit",) or "raw" in r[0]]
+    assert all(isinstance(r[10], float) and math.isfinite(r[10]) and r[10] > 0 for r in measured)
+
+
+async def test_pg_rows_claims_and_finishes_every_delivery_of_every_variant() -> None:
+    from benchmarks import pg_rows
+
+    lines = await pg_rows.run(rows=300, claim=50, rounds=1)  # raises if a delivery was not finished
+    assert len(lines) == 2 + len(pg_rows.VARIANTS)
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1] == "300" and all(float(c) > 0 for c in cells[2:])
 
 
 def test_queue_workers_triggers_memory_and_profile(report: harness.Report) -> None:
