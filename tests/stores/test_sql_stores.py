@@ -251,7 +251,7 @@ async def test_sqlite_claimers_on_one_file_each_read_back_only_their_own_claim(
     stores = [SQLiteStore(path) for _ in range(3)]
     await asyncio.gather(*(s.open() for s in stores))
     try:
-        ids = [f"d{i:04}" for i in range(600)]
+        ids = [f"d{i:04}" for i in range(2000)]
         await stores[0].add_deliveries(
             [payload(f"p{i}", body=b"body %d" % i) for i in range(60)],
             [delivery(d, f"p{n % 60}", webhook=f"w{n % 10}") for n, d in enumerate(ids)],
@@ -272,11 +272,13 @@ async def test_sqlite_claimers_on_one_file_each_read_back_only_their_own_claim(
 
         results = await asyncio.gather(*(claim_all(n, s) for n, s in enumerate(stores)))
         assert sorted(i for r in results for i in r) == ids  # each delivery once, none twice
-        assert all(results), "each store should have claimed some"
+        # SQLite's busy handler may keep one store waiting through the whole run; the
+        # interleaving this test is about needs two.
+        assert sum(1 for r in results if r) >= 2, "claims should have interleaved"
         with sqlite3.connect(path) as conn:
             leased = dict(conn.execute("SELECT id, lease_until FROM webhookkit_deliveries"))
         for n, result in enumerate(results):
             want = SQLITE.ts(at(1) + LEASE + timedelta(seconds=n))
-            assert {leased[i] for i in result} == {want}
+            assert {leased[i] for i in result} <= {want}  # a store that got none: empty
     finally:
         await asyncio.gather(*(s.aclose() for s in stores))
