@@ -347,6 +347,23 @@ async def test_a_finish_written_again_records_nothing_twice(store: Store) -> Non
         assert await store.list_attempts(r.delivery_id) == [r.attempt]
 
 
+async def test_next_due_weighs_leases_against_later_due_times(store: Store) -> None:
+    await store.add_deliveries(
+        [payload()], [delivery("early", next_try=0), delivery("later", next_try=10)]
+    )
+    (first,) = await store.claim_due(at(0), limit=1, lease=LEASE)  # leased until 30
+    assert first.id == "early"
+    assert await store.next_due() == at(10)  # the later one comes first now
+    (second,) = await store.claim_due(at(10), limit=5, lease=LEASE)  # leased until 40
+    assert second.id == "later"
+    assert await store.next_due() == at(30)
+    await store.release(["later"])
+    assert await store.next_due() == at(10)
+    assert [d.id for d in await store.claim_due(at(29), limit=5, lease=LEASE)] == ["later"]
+    assert await store.next_due() == at(30)
+    assert [d.id for d in await store.claim_due(at(30), limit=5, lease=LEASE)] == ["early"]
+
+
 async def test_an_expired_lease_makes_a_delivery_claimable_again(store: Store) -> None:
     await queue(store, "d1")
     (claimed,) = await store.claim_due(at(0), limit=1, lease=LEASE)

@@ -21,6 +21,7 @@ from stores.factories import LEASE, T0, at, attempt, delivery, finish, payload
 from webhookkit import ConfigurationError, Delivery, DeliveryStatus, StoreError
 from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import PostgresStore, open_store, partitions
+from webhookkit.stores import _sql as q
 from webhookkit.stores.base import IdempotencyKey
 
 DAY = 86400
@@ -88,6 +89,12 @@ async def test_a_new_database_gets_day_partitions_ahead_and_a_default(
         assert await exists(db, f"webhookkit_{table}_default")
         for ahead in range(partitions.AHEAD_DAYS + 1):
             assert await exists(db, day_name(table, today + timedelta(days=ahead)))
+    # Delivery pages keep room for their rows' claims (see test_a_claim_rewrites_no_index_entry).
+    for name in ("webhookkit_deliveries_default", day_name("deliveries", today)):
+        options = await db.fetchval(
+            "SELECT reloptions FROM pg_class WHERE oid = to_regclass($1)", name
+        )
+        assert options == [f"fillfactor={q.DELIVERIES_FILLFACTOR}"], name
     listed = [name for name, _ in await partitions.list_partitions(store)]
     assert listed[-1] == "webhookkit_deliveries_default"
     assert listed[0] == day_name("deliveries", today)

@@ -300,3 +300,42 @@ async def test_a_claim_first_run_on_a_small_table_never_keeps_its_plan(pg_dsn: s
     finally:
         await store.aclose()
     assert "Seq Scan on webhookkit_deliveries" not in plan, plan
+
+
+async def test_a_claim_rewrites_no_index_entry(pg_dsn: str) -> None:
+    """A claim sets only the lease, and its pages have room for the new row versions: every
+    claimed row is updated in place of its page's free space (HOT), with no new entry in
+    any of the deliveries table's indexes."""
+    from webhookkit.stores import _sql as q
+    from webhookkit.stores.postgres import CLAIM_SETTINGS
+
+    store = PostgresStore(pg_dsn, min_size=1, max_size=1, listen=False)
+    try:
+        # Ids of the length webhookkit makes (32 hex characters), so rows are their real size.
+        ids = [f"{i:032x}" for i in range(300)]
+        hooks = [f"{n:032x}" for n in range(10)]
+        await store.add_deliveries(
+            [payload()], [delivery(i, webhook=hooks[n % 10]) for n, i in enumerate(ids)]
+        )
+        async with store._conn("test") as conn:
+            options = await conn.fetchval(
+                "SELECT reloptions FROM pg_class WHERE oid = 'webhookkit_deliveries'::regclass"
+            )
+            assert f"fillfactor={q.DELIVERIES_FILLFACTOR}" in options
+            hot = "SELECT pg_stat_get_xact_tuples_hot_updated('webhookkit_deliveries'::regclass)"
+            updated = "SELECT pg_stat_get_xact_tuples_updated('webhookkit_deliveries'::regclass)"
+            async with conn.transaction():  # the counts of this transaction alone
+                await conn.execute(CLAIM_SETTINGS)
+                rows = await conn.fetch(q.CLAIM_BATCH_POSTGRES, at(1), 200, at(31), [], 800, 200)
+                counts = (await conn.fetchval(updated), await conn.fetchval(hot))
+        assert len(rows) == 200
+        assert counts == (200, 200)
+        # Leased rows keep their place in the due index; the next claim passes over them.
+        batch = await store.claim_batch(at(2), limit=500, lease=LEASE)
+        assert sorted(d.id for d in batch.deliveries) == ids[200:]
+        assert await store.claim_batch(at(30), limit=500, lease=LEASE) == type(batch)([], {})
+        assert await store.next_due() == at(31)
+        again = await store.claim_batch(at(31), limit=500, lease=LEASE)
+        assert sorted(d.id for d in again.deliveries) == sorted(r["id"] for r in rows)
+    finally:
+        await store.aclose()

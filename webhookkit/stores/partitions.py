@@ -187,12 +187,17 @@ async def _day_partitions(conn: Any, table: str) -> dict[date, str]:
     return found
 
 
+def _storage(table: str) -> str:
+    """Room for claimed row versions on delivery pages (see migration 12)."""
+    return f" WITH (fillfactor = {q.DELIVERIES_FILLFACTOR})" if table == DELIVERIES else ""
+
+
 def _create_day_sql(table: str, day: date) -> str:
     lower = _start(day).isoformat()
     upper = _start(day + timedelta(days=1)).isoformat()
     return (
         f"CREATE TABLE IF NOT EXISTS {_quote(partition_name(table, day))} PARTITION OF "
-        f"{table} FOR VALUES FROM ('{lower}') TO ('{upper}')"
+        f"{table} FOR VALUES FROM ('{lower}') TO ('{upper}'){_storage(table)}"
     )
 
 
@@ -294,7 +299,9 @@ async def _partition_tables(conn: Any, today: date) -> None:
             await conn.execute(definition)
         for name, definition in foreign:
             await conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {_quote(name)} {definition}")
-        await conn.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
+        await conn.execute(
+            f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT{_storage(table)}"
+        )
     since = _start(today - timedelta(days=CONVERT_DAYS))
     rows = await conn.fetch(
         f"SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS day FROM {old[DELIVERIES]} "
