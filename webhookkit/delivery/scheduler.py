@@ -719,7 +719,10 @@ class Scheduler:
         # batch_size).
         room = self._room()
         if (
-            room >= self._claim_size // 2
+            # A delivery task queued a hand-back: the loop writes it, woken only now that
+            # _forget above let go of the delivery (a claim taking it again sees a new one).
+            self._hand_backs
+            or room >= self._claim_size // 2
             or (self._backlog and room > 0 and self.gate.held_count < self._concurrency // 2)
             or not self._inflight
             or self._stopping
@@ -817,14 +820,12 @@ class Scheduler:
             # store answers, so it is claimed again then rather than a lease later.
             log.warning("webhookkit: cannot look up delivery %s: %s", delivery.id, exc)
             self.stats.store_errors += 1
-            self._hand_back([delivery.id])
-            self._wake.set()
+            self._hand_back([delivery.id])  # written by the loop, woken by _done
             return None, None
         if webhook is not None and webhook.disabled_at is not None:
             # Disabled after failing too long: held in the store, not failed, until the
-            # webhook is activated again (handed back by the loop).
+            # webhook is activated again (handed back by the loop, woken by _done).
             self._hand_back([delivery.id])
-            self._wake.set()
             return None, None
         reason = self._unsendable(delivery, webhook, app, payload)
         observed: AttemptObservation | None = None
