@@ -459,14 +459,15 @@ class PostgresStore:
     ) -> list[Delivery]:
         if limit <= 0:
             return []
-        rows = await self._fetch(
-            "claim_due",
-            q.CLAIM_DUE_POSTGRES,
-            D.ts(now),
-            limit,
-            D.ts(now + lease),
-            D.id_list(sorted(exclude_webhooks)),
-        )
+        async with self._conn("claim_due") as conn, conn.transaction():
+            await conn.execute(CLAIM_SETTINGS)  # planned as claim_batch is (see there)
+            rows = await conn.fetch(
+                q.CLAIM_DUE_POSTGRES,
+                D.ts(now),
+                limit,
+                D.ts(now + lease),
+                D.id_list(sorted(exclude_webhooks)),
+            )
         rows.sort(key=lambda r: (r["claimed_due"], r["id"]))
         return [q.row_to_delivery(D, r) for r in rows]
 
