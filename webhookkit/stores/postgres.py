@@ -459,17 +459,33 @@ class PostgresStore:
     ) -> list[Delivery]:
         if limit <= 0:
             return []
-        async with self._conn("claim_due") as conn, conn.transaction():
-            await conn.execute(CLAIM_SETTINGS)  # planned as claim_batch is (see there)
-            rows = await conn.fetch(
-                q.CLAIM_DUE_POSTGRES,
-                D.ts(now),
-                limit,
-                D.ts(now + lease),
-                D.id_list(sorted(exclude_webhooks)),
-            )
+        rows = await self._claim(
+            "claim_due",
+            q.CLAIM_DUE_POSTGRES,
+            D.ts(now),
+            limit,
+            D.ts(now + lease),
+            D.id_list(sorted(exclude_webhooks)),
+        )
         rows.sort(key=lambda r: (r["claimed_due"], r["id"]))
         return [q.row_to_delivery(D, r) for r in rows]
+
+    async def _claim(self, action: str, sql: str, *args: Any) -> list[Any]:
+        """Run a claim statement in its own transaction, planned for the table as it is.
+
+        A queue table's statistics are nearly always stale (a backlog builds within seconds,
+        autovacuum analyzes within minutes): with few rows expected the planner reads and
+        sorts every due row by bitmap scan; the ordered due index stops after the batch. And
+        a prepared statement switches to a generic plan after five runs and keeps it for the
+        connection's life: made while the table was small (a new deployment, the first
+        seconds of a backlog), that plan updated the claimed rows through a sequential scan
+        of the whole table, at every claim from then on (100 ms per claim at 11,000 rows,
+        seen in `make bench`). So each claim is planned anew (about 0.7 ms); both settings
+        last for the transaction only.
+        """
+        async with self._conn(action) as conn, conn.transaction():
+            await conn.execute(CLAIM_SETTINGS)
+            return list(await conn.fetch(sql, *args))
 
     async def claim_batch(
         self,
@@ -482,27 +498,16 @@ class PostgresStore:
     ) -> ClaimedBatch:
         if limit <= 0:
             return ClaimedBatch([], {})
-        async with self._conn("claim_batch") as conn, conn.transaction():
-            # A queue table's statistics are nearly always stale (a backlog builds within
-            # seconds, autovacuum analyzes within minutes): with few rows expected the planner
-            # reads and sorts every due row by bitmap scan; the ordered due index stops after
-            # the batch. And a prepared statement switches to a generic plan after five runs
-            # and keeps it for the connection's life: made while the table was small (a new
-            # deployment, the first seconds of a backlog), that plan updated the claimed rows
-            # through a sequential scan of the whole table, at every claim from then on
-            # (100 ms per claim at 11,000 rows, seen in `make bench`). So the claim is planned
-            # for the table as it is, each time (about 0.7 ms). Both settings last for this
-            # transaction only.
-            await conn.execute(CLAIM_SETTINGS)
-            rows = await conn.fetch(
-                q.CLAIM_BATCH_POSTGRES,
-                D.ts(now),
-                limit,
-                D.ts(now + lease),
-                D.id_list(sorted(exclude_webhooks)),
-                limit * 4,
-                per_webhook if per_webhook is not None else limit,
-            )
+        rows = await self._claim(
+            "claim_batch",
+            q.CLAIM_BATCH_POSTGRES,
+            D.ts(now),
+            limit,
+            D.ts(now + lease),
+            D.id_list(sorted(exclude_webhooks)),
+            limit * 4,
+            per_webhook if per_webhook is not None else limit,
+        )
         deliveries = [q.row_to_delivery(D, r) for r in rows]
         payloads = {
             r["payload_id"]: q.row_to_claimed_payload(D, r) for r in rows if r["body"] is not None
