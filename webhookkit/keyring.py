@@ -256,7 +256,7 @@ class LocalKeySet(KeySetHandle):
     """Keys held by this process alone: configured ones, or a memory store's generated key."""
 
     async def add(self, key: SigningKey | None = None, *, alg: str = "RS256") -> PublishedKey:
-        return self.keys.add(key if key is not None else generate_key(alg))
+        return self.keys.add(key if key is not None else await asyncio.to_thread(generate_key, alg))
 
     async def activate(
         self,
@@ -321,7 +321,7 @@ class StoredKeySet(KeySetHandle):
             return
         await self._reload()
         if len(self.keys) == 0:
-            key = generate_key(alg)
+            key = await asyncio.to_thread(generate_key, alg)  # RSA: up to a second of CPU
             created = await self._store.add_key(self._row(key, KeyState.ACTIVE), only_if_empty=True)
             await self._reload()
             # Who created it matters when reading logs of several processes starting at once.
@@ -370,7 +370,11 @@ class StoredKeySet(KeySetHandle):
             entries: list[PublishedKey] = []
             loaded: dict[str, SigningKey] = {}
             for row in rows:
-                key = self._loaded.get(row.kid) or unseal(row, self._encryption_key)
+                key = self._loaded.get(row.kid)
+                if key is None:
+                    # Off the event loop: loading an RSA key checks it, tens of milliseconds
+                    # of CPU that would stall every send of this process.
+                    key = await asyncio.to_thread(unseal, row, self._encryption_key)
                 loaded[row.kid] = key
                 entries.append(PublishedKey(key, KeyState(row.state), row.retire_at))
             self._loaded = loaded
@@ -407,7 +411,7 @@ class StoredKeySet(KeySetHandle):
 
     async def add(self, key: SigningKey | None = None, *, alg: str = "RS256") -> PublishedKey:
         await self._reload()
-        new = key if key is not None else generate_key(alg)
+        new = key if key is not None else await asyncio.to_thread(generate_key, alg)
         if new.kid in self.keys:
             raise InvalidKeyError(f"keys: kid {new.kid!r} is already in the set", field="keys")
         if not await self._store.add_key(self._row(new, KeyState.NEXT), only_if_empty=False):
