@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,10 +16,18 @@ import pytest
 
 from stores.factories import LEASE, at, attempt, delivery, payload
 from stores.pgcluster import PostgresCluster
-from webhookkit import App, ConfigurationError, DeliveryStatus, StoreError
+from webhookkit import (
+    App,
+    ConfigurationError,
+    DeliveryConfig,
+    DeliveryStatus,
+    StoreError,
+    WebhookKit,
+)
 from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from webhookkit.stores._sql import MIGRATIONS, SCHEMA_VERSION, SQLITE
+from webhookkit.testing import MemoryTransport
 
 TABLES = {
     "webhookkit_apps",
@@ -282,3 +290,35 @@ async def test_sqlite_claimers_on_one_file_each_read_back_only_their_own_claim(
             assert {leased[i] for i in result} <= {want}  # a store that got none: empty
     finally:
         await asyncio.gather(*(s.aclose() for s in stores))
+
+
+async def test_a_finish_write_takes_at_most_half_the_send_slots(tmp_path: Path) -> None:
+    # With every slot's result in one write, the slots wait for it together and the store
+    # waits for them to send again; with halves, one half sends while the other is written.
+    sizes: list[int] = []
+
+    class Recording(SQLiteStore):
+        async def finish_many(self, results: Sequence[AttemptResult]) -> None:
+            sizes.append(len(results))
+            await super().finish_many(results)
+
+    transport = MemoryTransport()
+    kit = WebhookKit(
+        store=Recording(tmp_path / "halves.db"),
+        transports=[transport],
+        delivery=DeliveryConfig(concurrency=10),
+    )
+    try:
+        await kit.open()  # queued first, so that all ten slots send at once
+        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+        await kit.webhooks.create(
+            app, target_url="memory://shop", events=["ORDER_CREATED"], secret_key="k"
+        )
+        ids = [i for n in range(60) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        await kit.start()
+        finished = await kit.wait_for(ids, timeout=30)
+    finally:
+        await kit.aclose()
+    assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * 60
+    assert sum(sizes) == 60 and len(transport.sent) == 60
+    assert max(sizes) == 5, sizes  # grouped (not one by one), never more than half of 10

@@ -126,7 +126,7 @@ class Finisher:
     and tries again with backoff. When a write starts:
 
     - ``flush_interval > 0``: after waiting up to that long for more results, or as soon as
-      half of ``batch`` are waiting;
+      ``batch`` are waiting;
     - ``flush_interval == 0`` and ``grouped``: at once if no write is running, else as soon
       as it ends, with every result that arrived meanwhile (group commit without a timer:
       the batch grows with the load, and no result waits for a clock);
@@ -181,7 +181,7 @@ class Finisher:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((result, done))
         self._ensure_task()
-        if len(self._pending) >= self._batch // 2:
+        if len(self._pending) >= self._batch:
             self._kick.set()
         # No shield: a cancelled caller cancels only its own future; the result stays queued
         # and is written all the same (_resolve skips futures already done).
@@ -193,7 +193,7 @@ class Finisher:
 
     async def _run(self) -> None:
         while self._pending:
-            if not self._closing and self._interval > 0 and len(self._pending) < self._batch // 2:
+            if not self._closing and self._interval > 0 and len(self._pending) < self._batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), self._interval)
             self._kick.clear()
@@ -358,9 +358,12 @@ class Scheduler:
             store,
             self.stats,
             flush_interval=config.flush_interval if durable else 0.0,
-            # Every waiting result holds a send slot: with a timer, a write starts before
-            # half of them are taken.
-            batch=config.concurrency,
+            # Every waiting result holds a send slot. At most half of them per write (and, with
+            # a timer, a write as soon as half wait): while one half is written, the slots of
+            # the half written before send again. A write of every slot at once left the store
+            # idle while they sent and the senders idle while it wrote (PostgreSQL end to end
+            # 1.15x, queue drain 1.14x; docs/benchmarks.md).
+            batch=max(config.concurrency // 2, 1),
             grouped=durable,
         )
         self._outage = _Outage("claiming deliveries", self.stats)
