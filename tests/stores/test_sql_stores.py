@@ -10,6 +10,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -24,9 +25,11 @@ from webhookkit import (
     StoreError,
     WebhookKit,
 )
+from webhookkit.delivery.isolation import IsolationConfig
 from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from webhookkit.stores._sql import MIGRATIONS, SCHEMA_VERSION, SQLITE
+from webhookkit.stores.base import ClaimedBatch
 from webhookkit.testing import MemoryTransport
 
 TABLES = {
@@ -322,3 +325,35 @@ async def test_a_finish_write_takes_at_most_half_the_send_slots(tmp_path: Path) 
     assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * 60
     assert sum(sizes) == 60 and len(transport.sent) == 60
     assert max(sizes) == 5, sizes  # grouped (not one by one), never more than half of 10
+
+
+async def test_claims_refill_half_the_local_queue_or_more(tmp_path: Path) -> None:
+    # Sends finish while a claim is out: woken by each of them, the loop followed a full
+    # claim at once with one for the few slots freed meanwhile (limits of 5 here).
+    limits: list[int] = []
+
+    class Recording(SQLiteStore):
+        async def claim_batch(self, now: datetime, **kwargs: Any) -> ClaimedBatch:
+            limits.append(kwargs["limit"])
+            return await super().claim_batch(now, **kwargs)
+
+    kit = WebhookKit(
+        store=Recording(tmp_path / "refill.db"),
+        transports=[MemoryTransport()],
+        delivery=DeliveryConfig(concurrency=10, isolation=IsolationConfig(per_endpoint=10)),
+    )
+    try:
+        await kit.open()  # a backlog first: every claim could be full
+        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+        for n in range(4):
+            await kit.webhooks.create(
+                app, target_url=f"memory://shop/{n}", events=["ORDER_CREATED"], secret_key="k"
+            )
+        ids = [i for n in range(100) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        await kit.start()
+        finished = await kit.wait_for(ids, timeout=60)
+    finally:
+        await kit.aclose()
+    assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * 400
+    # claim_size is 40 (four times concurrency): every claim asks for at least half of it.
+    assert min(limits) >= 20, limits

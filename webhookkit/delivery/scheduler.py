@@ -337,6 +337,8 @@ class Scheduler:
         self._idle = asyncio.Event()
         self._progress = asyncio.Condition()
         self._backlog = False  # the last claim was full: the store may hold more due work
+        self._claiming = False  # a claim is out: the loop looks at the room when it is back
+        self._refill_deferred = False  # a refill wake came while a claim was out
         self._progress_waiters = 0  # notifying a condition nobody waits on costs a lock round
         self._inflight: dict[asyncio.Task[_Health], Delivery] = {}
         self._active_ids: set[str] = set()  # held locally or in flight
@@ -415,9 +417,17 @@ class Scheduler:
         self._loop_task = asyncio.create_task(self._run(), name="webhookkit-scheduler")
 
     def notify(self) -> None:
-        """New work may be due: wake the loop and forget any earlier idle state."""
+        """New work may be due: wake the loop and forget any earlier idle state.
+
+        Not while the last claim was full and sends are in flight: the store already holds
+        more than the local queue has room for, and the next finished send wakes the loop
+        when it needs a refill (one small claim per trigger otherwise).
+        """
         self._idle.clear()
-        self._wake.set()
+        if self._backlog and self._inflight:
+            self._wake_for_refill()
+        else:
+            self._wake.set()
 
     async def wait_idle(self) -> None:
         """Return once nothing is due at the clock's current time, nothing is in flight and
@@ -522,7 +532,11 @@ class Scheduler:
             try:
                 more = await self._round()
                 self._outage.recovered()
-                if not more:
+                if more and self._inflight and not self._refill_due():
+                    # The store has more, the local queue enough for now: a finished send
+                    # wakes the loop when it runs low (_done), with no store read meanwhile.
+                    await self._clock.wait(self._wake, self._poll)
+                elif not more:
                     await self._sleep()  # reads the store too (next_due)
             except asyncio.CancelledError:
                 raise
@@ -542,13 +556,17 @@ class Scheduler:
         blocked = self.gate.blocked(now) | self._catalog.disabled
         claimed: list[Delivery] = []
         if room > 0:
-            batch = await self._store.claim_batch(
-                now,
-                limit=room,
-                lease=self._lease,
-                exclude_webhooks=blocked,
-                per_webhook=2 * self.config.isolation.per_endpoint,
-            )
+            self._claiming = True
+            try:
+                batch = await self._store.claim_batch(
+                    now,
+                    limit=room,
+                    lease=self._lease,
+                    exclude_webhooks=blocked,
+                    per_webhook=2 * self.config.isolation.per_endpoint,
+                )
+            finally:
+                self._claiming = False
             claimed = batch.deliveries
             postponed: list[Delivery] = []
             excess: list[str] = []
@@ -592,6 +610,10 @@ class Scheduler:
         self._pump(now)  # sends start before the hand-backs are written (or fail to be)
         if room > 0:
             self._backlog = len(claimed) == room
+        if self._refill_deferred:
+            self._refill_deferred = False
+            if self._refill_due():
+                self._wake.set()
         await self._flush_hand_backs()
         return bool(claimed) and len(claimed) == room
 
@@ -699,6 +721,7 @@ class Scheduler:
         delivery = self._inflight.pop(task, None)
         healthy: bool | None = None
         retry_at: datetime | None = None
+        change: str | None = None
         if not task.cancelled():
             exc = task.exception()
             if exc is not None:
@@ -719,18 +742,29 @@ class Scheduler:
         # claim_size is free (with the default of four times the concurrency, while a full
         # concurrency's worth still waits), and, while the last claim was full (the store has
         # more), at the latest when fewer than half a concurrency's worth wait (a small
-        # batch_size).
-        room = self._room()
-        if (
-            # A delivery task queued a hand-back: the loop writes it, woken only now that
-            # _forget above let go of the delivery (a claim taking it again sees a new one).
-            self._hand_backs
-            or room >= self._claim_size // 2
-            or (self._backlog and room > 0 and self.gate.held_count < self._concurrency // 2)
-            or not self._inflight
-            or self._stopping
-        ):
+        # batch_size). A delivery task's hand-back is written by the loop, woken only now
+        # that _forget above let go of the delivery (a claim taking it again sees a new
+        # one); a breaker that opened or closed has held deliveries to hand back or send.
+        if self._hand_backs or change is not None or not self._inflight or self._stopping:
             self._wake.set()
+        else:
+            self._wake_for_refill()
+
+    def _wake_for_refill(self) -> None:
+        """Wake the loop if the local queue needs a refill. While a claim is out, the room
+        it will fill looks free: the round decides once the claim is back (woken at once, a
+        full claim was followed by a small one, claims of a quarter of the room on SQLite)."""
+        if self._claiming:
+            self._refill_deferred = True
+        elif self._refill_due():
+            self._wake.set()
+
+    def _refill_due(self) -> bool:
+        """Whether the local queue should be refilled now (see _done)."""
+        room = self._room()
+        return room >= self._claim_size // 2 or (
+            self._backlog and room > 0 and self.gate.held_count < self._concurrency // 2
+        )
 
     def _breaker_changed(self, webhook_id: str, state: str) -> None:
         log.warning(
