@@ -26,10 +26,9 @@ from webhookkit import (
     WebhookKit,
 )
 from webhookkit.delivery.isolation import IsolationConfig
-from webhookkit.delivery.records import AttemptResult
+from webhookkit.delivery.records import AttemptResult, ClaimedBatch
 from webhookkit.stores import MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from webhookkit.stores._sql import MIGRATIONS, SCHEMA_VERSION, SQLITE
-from webhookkit.stores.base import ClaimedBatch
 from webhookkit.testing import MemoryTransport
 
 TABLES = {
