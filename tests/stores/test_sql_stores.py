@@ -20,6 +20,7 @@ from stores.pgcluster import PostgresCluster
 from webhookkit import (
     App,
     ConfigurationError,
+    Delivery,
     DeliveryConfig,
     DeliveryStatus,
     StoreError,
@@ -294,6 +295,31 @@ async def test_sqlite_claimers_on_one_file_each_read_back_only_their_own_claim(
         await asyncio.gather(*(s.aclose() for s in stores))
 
 
+async def drain_backlog(
+    store: SQLiteStore, webhooks: int, triggers: int, delivery: DeliveryConfig
+) -> tuple[list[Delivery], MemoryTransport]:
+    """Queue ``triggers`` x ``webhooks`` deliveries before the scheduler starts (a backlog,
+    so every slot and claim could be full), then deliver them all."""
+    transport = MemoryTransport()
+    kit = WebhookKit(store=store, transports=[transport], delivery=delivery)
+    try:
+        await kit.open()
+        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+        for n in range(webhooks):
+            await kit.webhooks.create(
+                app, target_url=f"memory://shop/{n}", events=["ORDER_CREATED"], secret_key="k"
+            )
+        ids = [
+            i for n in range(triggers) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})
+        ]
+        await kit.start()
+        finished = await kit.wait_for(ids, timeout=60)
+    finally:
+        await kit.aclose()
+    assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * len(ids)
+    return finished, transport
+
+
 async def test_a_finish_write_takes_at_most_half_the_send_slots(tmp_path: Path) -> None:
     # With every slot's result in one write, the slots wait for it together and the store
     # waits for them to send again; with halves, one half sends while the other is written.
@@ -304,25 +330,9 @@ async def test_a_finish_write_takes_at_most_half_the_send_slots(tmp_path: Path) 
             sizes.append(len(results))
             await super().finish_many(results)
 
-    transport = MemoryTransport()
-    kit = WebhookKit(
-        store=Recording(tmp_path / "halves.db"),
-        transports=[transport],
-        delivery=DeliveryConfig(concurrency=10),
-    )
-    try:
-        await kit.open()  # queued first, so that all ten slots send at once
-        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
-        await kit.webhooks.create(
-            app, target_url="memory://shop", events=["ORDER_CREATED"], secret_key="k"
-        )
-        ids = [i for n in range(60) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
-        await kit.start()
-        finished = await kit.wait_for(ids, timeout=30)
-    finally:
-        await kit.aclose()
-    assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * 60
-    assert sum(sizes) == 60 and len(transport.sent) == 60
+    config = DeliveryConfig(concurrency=10)
+    finished, transport = await drain_backlog(Recording(tmp_path / "halves.db"), 1, 60, config)
+    assert len(finished) == 60 and sum(sizes) == 60 and len(transport.sent) == 60
     assert max(sizes) == 5, sizes  # grouped (not one by one), never more than half of 10
 
 
@@ -336,23 +346,8 @@ async def test_claims_refill_half_the_local_queue_or_more(tmp_path: Path) -> Non
             limits.append(kwargs["limit"])
             return await super().claim_batch(now, **kwargs)
 
-    kit = WebhookKit(
-        store=Recording(tmp_path / "refill.db"),
-        transports=[MemoryTransport()],
-        delivery=DeliveryConfig(concurrency=10, isolation=IsolationConfig(per_endpoint=10)),
-    )
-    try:
-        await kit.open()  # a backlog first: every claim could be full
-        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
-        for n in range(4):
-            await kit.webhooks.create(
-                app, target_url=f"memory://shop/{n}", events=["ORDER_CREATED"], secret_key="k"
-            )
-        ids = [i for n in range(100) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
-        await kit.start()
-        finished = await kit.wait_for(ids, timeout=60)
-    finally:
-        await kit.aclose()
-    assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * 400
+    config = DeliveryConfig(concurrency=10, isolation=IsolationConfig(per_endpoint=10))
+    finished, _ = await drain_backlog(Recording(tmp_path / "refill.db"), 4, 100, config)
+    assert len(finished) == 400
     # claim_size is 40 (four times concurrency): every claim asks for at least half of it.
     assert min(limits) >= 20, limits
