@@ -252,11 +252,16 @@ class KeySetHandle:
         return f"{type(self).__name__}({self.keys!r})"
 
 
+async def _generated(alg: str) -> SigningKey:
+    """A new key, made off the event loop (an RSA key takes up to a second of CPU)."""
+    return await asyncio.to_thread(generate_key, alg)
+
+
 class LocalKeySet(KeySetHandle):
     """Keys held by this process alone: configured ones, or a memory store's generated key."""
 
     async def add(self, key: SigningKey | None = None, *, alg: str = "RS256") -> PublishedKey:
-        return self.keys.add(key if key is not None else await asyncio.to_thread(generate_key, alg))
+        return self.keys.add(key if key is not None else await _generated(alg))
 
     async def activate(
         self,
@@ -321,7 +326,7 @@ class StoredKeySet(KeySetHandle):
             return
         await self._reload()
         if len(self.keys) == 0:
-            key = await asyncio.to_thread(generate_key, alg)  # RSA: up to a second of CPU
+            key = await _generated(alg)
             created = await self._store.add_key(self._row(key, KeyState.ACTIVE), only_if_empty=True)
             await self._reload()
             # Who created it matters when reading logs of several processes starting at once.
@@ -411,7 +416,7 @@ class StoredKeySet(KeySetHandle):
 
     async def add(self, key: SigningKey | None = None, *, alg: str = "RS256") -> PublishedKey:
         await self._reload()
-        new = key if key is not None else await asyncio.to_thread(generate_key, alg)
+        new = key if key is not None else await _generated(alg)
         if new.kid in self.keys:
             raise InvalidKeyError(f"keys: kid {new.kid!r} is already in the set", field="keys")
         if not await self._store.add_key(self._row(new, KeyState.NEXT), only_if_empty=False):

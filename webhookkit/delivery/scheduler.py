@@ -753,7 +753,8 @@ class Scheduler:
     def _wake_for_refill(self) -> None:
         """Wake the loop if the local queue needs a refill. While a claim is out, the room
         it will fill looks free: the round decides once the claim is back (woken at once, a
-        full claim was followed by a small one, claims of a quarter of the room on SQLite)."""
+        full claim was followed by one for the few slots freed meanwhile: SQLite's claims
+        averaged 56 rows with about 200 free)."""
         if self._claiming:
             self._refill_deferred = True
         elif self._refill_due():
