@@ -250,7 +250,10 @@ async def test_the_forms_work_without_javascript(browser: Browser, receiver: Rec
             [delivery] = await kit.wait_for([d.id for d in await kit.list_deliveries()], timeout=30)
             await page.goto(url + f"/webhooks/deliveries/{delivery.id}")
             await expect(page.locator("#delivery-status")).to_have_text("success")
-            await page.click("#resend")
+            # The form's POST and its redirect finish before the page is reloaded (a reload
+            # during that navigation fails: "Not attached to an active page").
+            async with page.expect_navigation():
+                await page.click("#resend")
             await kit.wait_for([delivery.id], timeout=30)
             await page.reload()
             await expect(page.locator("tr.attempt.success")).to_have_count(2)

@@ -68,16 +68,21 @@ async def test_rows_locked_elsewhere_are_skipped_not_waited_for(
     stores: Callable[..., PostgresStore], host: asyncpg.Connection
 ) -> None:
     store = stores()
-    await store.add_deliveries([payload()], [delivery(f"d{i}") for i in range(4)])
+    await store.add_deliveries([payload()], [delivery(f"d{i}") for i in range(6)])
     async with host.transaction():
+        # What another worker's claim locks: the deliveries' queue rows (migration 13).
+        await host.execute("SELECT id FROM webhookkit_queue WHERE id IN ('d0', 'd1') FOR UPDATE")
+        async with asyncio.timeout(30):
+            claimed = await store.claim_due(at(1), limit=2, lease=LEASE)
+        assert [d.id for d in claimed] == ["d2", "d3"]
+    async with host.transaction():
+        # A lock on the delivery rows themselves (a host's own transaction) holds no claim.
         await host.execute(
             "SELECT id FROM webhookkit_deliveries WHERE id IN ('d0', 'd1') FOR UPDATE"
         )
         async with asyncio.timeout(30):
-            claimed = await store.claim_due(at(1), limit=10, lease=LEASE)
-        assert [d.id for d in claimed] == ["d2", "d3"]
-    (first, second) = await store.claim_due(at(1), limit=10, lease=LEASE)
-    assert (first.id, second.id) == ("d0", "d1")
+            (first, second) = await store.claim_due(at(1), limit=2, lease=LEASE)
+        assert (first.id, second.id) == ("d0", "d1")
 
 
 async def test_a_crashed_workers_lease_runs_out_and_another_takes_over(
@@ -287,7 +292,7 @@ async def test_a_claim_first_run_on_a_small_table_never_keeps_its_plan(pg_dsn: s
         async with store._conn("test") as conn:
             [claim] = await conn.fetch(
                 "SELECT name, generic_plans FROM pg_prepared_statements "
-                "WHERE statement LIKE '%FOR UPDATE OF d SKIP LOCKED%' "
+                "WHERE statement LIKE '%FOR UPDATE OF q SKIP LOCKED%' "
                 "AND statement NOT LIKE '%pg_prepared_statements%'"
             )
             assert claim["generic_plans"] == 0
@@ -300,12 +305,14 @@ async def test_a_claim_first_run_on_a_small_table_never_keeps_its_plan(pg_dsn: s
     finally:
         await store.aclose()
     assert "Seq Scan on webhookkit_deliveries" not in plan, plan
+    assert "Seq Scan on webhookkit_queue" not in plan, plan
 
 
 async def test_a_claim_rewrites_no_index_entry(pg_dsn: str) -> None:
-    """A claim sets only the lease, and its pages have room for the new row versions: every
-    claimed row is updated in place of its page's free space (HOT), with no new entry in
-    any of the deliveries table's indexes."""
+    """A claim sets only the lease of queue rows, whose pages have room for the new row
+    versions: every claimed row is updated in place of its page's free space (HOT), with no
+    new entry in any of the queue's indexes, and the deliveries are only read."""
+    from webhookkit.stores import _pg_sql as pq
     from webhookkit.stores import _sql as q
     from webhookkit.stores.postgres import CLAIM_SETTINGS
 
@@ -319,17 +326,15 @@ async def test_a_claim_rewrites_no_index_entry(pg_dsn: str) -> None:
         )
         async with store._conn("test") as conn:
             options = await conn.fetchval(
-                "SELECT reloptions FROM pg_class WHERE oid = 'webhookkit_deliveries'::regclass"
+                "SELECT reloptions FROM pg_class WHERE oid = 'webhookkit_queue'::regclass"
             )
-            assert f"fillfactor={q.DELIVERIES_FILLFACTOR}" in options
-            hot = "SELECT pg_stat_get_xact_tuples_hot_updated('webhookkit_deliveries'::regclass)"
-            updated = "SELECT pg_stat_get_xact_tuples_updated('webhookkit_deliveries'::regclass)"
+            assert f"fillfactor={q.QUEUE_FILLFACTOR}" in options
             async with conn.transaction():  # the counts of this transaction alone
                 await conn.execute(CLAIM_SETTINGS)
-                rows = await conn.fetch(q.CLAIM_BATCH_POSTGRES, at(1), 200, at(31), [], 800, 200)
-                counts = (await conn.fetchval(updated), await conn.fetchval(hot))
+                rows = await conn.fetch(pq.CLAIM_BATCH, at(1), 200, at(31), [], 800, 200)
+                counts = [await _updates(conn, t) for t in ("queue", "deliveries")]
         assert len(rows) == 200
-        assert counts == (200, 200)
+        assert counts == [(200, 200), (0, 0)]
         # Leased rows keep their place in the due index; the next claim passes over them.
         batch = await store.claim_batch(at(2), limit=500, lease=LEASE)
         assert sorted(d.id for d in batch.deliveries) == ids[200:]
@@ -337,5 +342,154 @@ async def test_a_claim_rewrites_no_index_entry(pg_dsn: str) -> None:
         assert await store.next_due() == at(31)
         again = await store.claim_batch(at(31), limit=500, lease=LEASE)
         assert sorted(d.id for d in again.deliveries) == sorted(r["id"] for r in rows)
+    finally:
+        await store.aclose()
+
+
+async def _updates(conn: asyncpg.Connection, table: str) -> tuple[int, int]:
+    """Rows of ``webhookkit_<table>`` updated in the current transaction, and how many of
+    those were HOT updates."""
+    rel = f"'webhookkit_{table}'::regclass"
+    updated = await conn.fetchval(f"SELECT pg_stat_get_xact_tuples_updated({rel})")
+    hot = await conn.fetchval(f"SELECT pg_stat_get_xact_tuples_hot_updated({rel})")
+    return int(updated), int(hot)
+
+
+async def test_a_finish_rewrites_no_delivery_index_entry(pg_dsn: str) -> None:
+    """A finish changes no column any deliveries index holds (migration 13): every finished
+    delivery is a HOT update, its queue row goes (a success) or moves (a retry)."""
+    from webhookkit.stores import _sql as q
+
+    store = PostgresStore(pg_dsn, min_size=1, max_size=1, listen=False)
+    try:
+        ids = [f"{i:032x}" for i in range(200)]
+        await store.add_deliveries([payload()], [delivery(i) for i in ids])
+        claimed = await store.claim_batch(at(1), limit=200, lease=LEASE)
+        assert len(claimed.deliveries) == 200
+        results = [
+            AttemptResult(d.id, attempt(d.id, ok=True), DeliveryStatus.SUCCESS, None, at(2))
+            if n % 4
+            else AttemptResult(d.id, attempt(d.id), DeliveryStatus.PENDING, at(10), at(2))
+            for n, d in enumerate(claimed.deliveries)
+        ]
+        params = q.finish_many_params(q.POSTGRES, results)
+        async with store._conn("test") as conn:
+            async with conn.transaction():
+                # Counts not yet reported include the claim's: take the difference.
+                before = [await _updates(conn, t) for t in ("deliveries", "queue")]
+                await conn.execute(store._finish_many_sql, *params)
+                after = [await _updates(conn, t) for t in ("deliveries", "queue")]
+            counts = [(x[0] - y[0], x[1] - y[1]) for x, y in zip(after, before, strict=True)]
+            queued = await conn.fetch("SELECT id, due_at, lease_until FROM webhookkit_queue")
+        assert counts == [(200, 200), (50, 0)]  # a retry's queue row moves in the due index
+        retried = {r.delivery_id for r in results if r.status is DeliveryStatus.PENDING}
+        assert {r["id"] for r in queued} == retried
+        assert all(r["due_at"] == at(10) and r["lease_until"] is None for r in queued)
+        assert await store.count_pending() == 50
+    finally:
+        await store.aclose()
+
+
+async def _back_to_schema_12(dsn: str) -> None:
+    """Undo migration 13 on a database made by this webhookkit: the deliveries' own indexes
+    back, no queue, the trigger gone, the version row removed (what an earlier release left)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "DROP TRIGGER webhookkit_deliveries_queued ON webhookkit_deliveries;"
+                "DROP FUNCTION webhookkit_deliveries_added();"
+                "DROP TABLE webhookkit_queue;"
+                "CREATE INDEX webhookkit_deliveries_due ON webhookkit_deliveries (due_at, id)"
+                " WHERE status = 'pending';"
+                "CREATE INDEX webhookkit_deliveries_finished"
+                " ON webhookkit_deliveries (status, updated_at);"
+                "CREATE INDEX webhookkit_deliveries_order"
+                " ON webhookkit_deliveries (webhook_id, ordering_key, seq)"
+                " WHERE status = 'pending' AND ordering_key IS NOT NULL;"
+                "DELETE FROM webhookkit_schema_migrations WHERE version = 13"
+            )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+async def test_upgrading_queues_exactly_the_pending_deliveries(
+    pg_dsn: str, partitioned: bool
+) -> None:
+    """Migration 13 on a database of the previous schema: each pending delivery gets its queue
+    row with the due time and lease it had, finished ones none; claims, ordering and the
+    finish then work on the queue."""
+    first = PostgresStore(pg_dsn, listen=False, partitioned=partitioned)
+    await first.open()
+    await first.aclose()
+    await _back_to_schema_12(pg_dsn)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        # Rows as the previous schema's statements left them (due_at and lease_until kept on
+        # the delivery; a claim left due_at as it was).
+        await conn.execute(
+            "INSERT INTO webhookkit_payloads (id, event, body, created_at) VALUES ($1, $2, $3, $4)",
+            "p1",
+            "order_created",
+            b"{}",
+            at(0),
+        )
+        rows = [
+            ("free", "pending", at(5), None, None),
+            ("leased", "pending", at(0), at(40), None),
+            ("later", "pending", at(100), None, None),
+            ("done", "success", None, None, None),
+            ("order-1", "pending", at(0), None, "k"),
+            ("order-2", "pending", at(0), None, "k"),
+        ]
+        for did, status, due, lease, key in rows:
+            await conn.execute(
+                "INSERT INTO webhookkit_deliveries (id, payload_id, webhook_id, app_id, event,"
+                " created_at, status, next_try_at, attempts, lease_until, updated_at, due_at,"
+                " ordering_key) VALUES ($1, 'p1', 'w1', 'a1', 'order_created', $2, $3, $4, 0,"
+                " $5, $2, $4, $6)",
+                did,
+                at(0),
+                status,
+                due,
+                lease,
+                key,
+            )
+    finally:
+        await conn.close()
+    store = PostgresStore(pg_dsn, listen=False)
+    try:
+        await store.open()
+        async with store._conn("test") as db:
+            queued = {
+                r["id"]: (r["due_at"], r["lease_until"])
+                for r in await db.fetch("SELECT id, due_at, lease_until FROM webhookkit_queue")
+            }
+            indexes = {
+                r["indexname"]
+                for r in await db.fetch(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'webhookkit_deliveries'"
+                )
+            }
+        assert queued == {
+            "free": (at(5), None),
+            "leased": (at(0), at(40)),
+            "later": (at(100), None),
+            "order-1": (at(0), None),
+            "order-2": (at(0), None),
+        }
+        assert not indexes & {f"webhookkit_deliveries_{n}" for n in ("due", "finished", "order")}
+        assert store.partitioned is partitioned
+        assert await store.count_pending() == 5
+        assert (await store.get_delivery("leased")).lease_until == at(40)  # type: ignore[union-attr]
+        claimed = await store.claim_due(at(10), limit=10, lease=LEASE)
+        assert [d.id for d in claimed] == ["order-1", "free"]  # order-2 waits for order-1
+        await finish(store, "order-1", DeliveryStatus.SUCCESS, when=11)
+        assert await store.next_due() == at(0)  # order-2: due since 0, free once 1 finished
+        assert [d.id for d in await store.claim_due(at(12), limit=10, lease=LEASE)] == ["order-2"]
+        # Its old lease over, and the lease of the claim at 10: in due order.
+        again = await store.claim_due(at(40), limit=10, lease=LEASE)
+        assert [d.id for d in again] == ["leased", "free"]
     finally:
         await store.aclose()

@@ -152,8 +152,24 @@ class Migration:
 
 
 #: PostgreSQL: how full new pages of the deliveries table are written, in percent. The rest
-#: takes each row's claimed version (migration 12); the table is about twice as large.
+#: takes each row's finished version (migrations 12 and 13); the table is about twice as large.
 DELIVERIES_FILLFACTOR: Final = 50
+
+#: PostgreSQL (migration 13): one row per pending delivery, its scheduling state.
+QUEUE_TABLE: Final = "webhookkit_queue"
+#: How full new queue pages are written, in percent: room for the claimed row versions.
+QUEUE_FILLFACTOR: Final = 50
+#: The queue rows of the pending deliveries in ``{source}`` (a table or transition table).
+QUEUE_FROM: Final = f"""INSERT INTO {QUEUE_TABLE}
+                    (id, created_at, due_at, lease_until, webhook_id, ordering_key, seq)
+                SELECT id, created_at, COALESCE(due_at, next_try_at, created_at), lease_until,
+                    webhook_id, ordering_key, seq
+                FROM {{source}} WHERE status = 'pending'"""
+#: Statement-level, so a trigger's many deliveries cost one call; re-made on a partitioned
+#: deliveries table by :mod:`.partitions` (a table made LIKE another has no triggers).
+QUEUE_TRIGGER: Final = """CREATE TRIGGER webhookkit_deliveries_queued
+                AFTER INSERT ON webhookkit_deliveries REFERENCING NEW TABLE AS webhookkit_added
+                FOR EACH STATEMENT EXECUTE FUNCTION webhookkit_deliveries_added()"""
 
 MIGRATIONS_TABLE: Final = "webhookkit_schema_migrations"
 CREATE_MIGRATIONS_TABLE: Final = f"""
@@ -430,6 +446,44 @@ MIGRATIONS: Final = (
                 END LOOP; END $$""",
         ),
     ),
+    Migration(
+        13,
+        "PostgreSQL: pending deliveries scheduled from a narrow queue table",
+        (),
+        # A finish changed the delivery's status, due time and finish time, all indexed, so
+        # every finish wrote a new entry in each of the table's indexes. Now the scheduling
+        # state of each pending delivery is a row of webhookkit_queue (due time, lease, what
+        # ordering needs); claims read and lease queue rows, a finish deletes its queue row
+        # (a retry moves it) and updates the delivery, which no index covers a changed column
+        # of any more: a HOT update. Purges find old rows through the created_at index. The
+        # trigger gives every delivery inserted pending its queue row, whoever inserts it
+        # (the store, or the host's own connection through the outbox).
+        postgres=(
+            f"""CREATE TABLE {QUEUE_TABLE} (
+                id TEXT PRIMARY KEY,
+                created_at TIMESTAMPTZ NOT NULL,
+                due_at TIMESTAMPTZ NOT NULL,
+                lease_until TIMESTAMPTZ,
+                webhook_id TEXT NOT NULL,
+                ordering_key TEXT,
+                seq BIGINT NOT NULL
+            ) WITH (fillfactor = {QUEUE_FILLFACTOR})""",
+            f"CREATE INDEX {QUEUE_TABLE}_due ON {QUEUE_TABLE} (due_at, id)",
+            f"""CREATE INDEX {QUEUE_TABLE}_order ON {QUEUE_TABLE} (webhook_id, ordering_key, seq)
+                WHERE ordering_key IS NOT NULL""",
+            f"""CREATE FUNCTION webhookkit_deliveries_added() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                {QUEUE_FROM.format(source="webhookkit_added")};
+                RETURN NULL;
+            END $$""",
+            QUEUE_TRIGGER,
+            QUEUE_FROM.format(source="webhookkit_deliveries"),
+            "DROP INDEX IF EXISTS webhookkit_deliveries_due",
+            "DROP INDEX IF EXISTS webhookkit_deliveries_finished",
+            "DROP INDEX IF EXISTS webhookkit_deliveries_order",
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -535,8 +589,8 @@ def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)]
 
 
-# Claiming: SQLite selects then updates inside one write transaction (one writer at a time);
-# PostgreSQL does both in one statement, skipping rows another worker has locked.
+# Claiming (SQLite; PostgreSQL's statements are in ._pg_sql): select then update inside one
+# write transaction (one writer at a time).
 # ``$n`` (the last parameter) lists webhooks to skip: endpoints busy or held by the caller.
 # An ordered delivery is claimable only while no earlier one of its webhook and key is pending.
 _ELIGIBLE: Final = """(d.ordering_key IS NULL OR NOT EXISTS (
@@ -550,22 +604,6 @@ SELECT_DUE: Final = f"""
 SELECT_DUE_SQLITE: Final = SELECT_DUE.format(
     excluded=SQLITE.in_ids("webhook_id", "$3"), seq_col=SQLITE.types["seq_col"]
 )
-# PostgreSQL: a claim sets the lease and nothing indexed, so the new row version can stay
-# on its page without new index entries (a HOT update; the table keeps room for it, see
-# migration 12). Its due_at stays where it was: the claim skips rows leased past $1 instead.
-_NOT_LEASED: Final = "(d.lease_until IS NULL OR d.lease_until <= $1)"
-_SELECT_DUE_POSTGRES: Final = f"""
-    SELECT id, due_at FROM webhookkit_deliveries AS d
-    WHERE status = 'pending' AND due_at <= $1 AND NOT ({POSTGRES.in_ids("webhook_id", "$4")})
-      AND {_NOT_LEASED} AND {_ELIGIBLE.format(seq_col=POSTGRES.types["seq_col"])}
-    ORDER BY due_at, id LIMIT $2"""
-CLAIM_DUE_POSTGRES: Final = f"""
-    WITH due AS ({_SELECT_DUE_POSTGRES}
-        FOR UPDATE OF d SKIP LOCKED)
-    UPDATE webhookkit_deliveries AS d SET lease_until = $3
-    FROM due WHERE d.id = due.id
-    RETURNING {", ".join("d." + c.strip() for c in DELIVERY_COLUMNS.split(","))},
-        due.due_at AS claimed_due"""
 # The first eligible row in due order, not MIN(): MIN over a filtered set reads every
 # pending row, the ordered scan stops at the first one.
 _NEXT_DUE: Final = f"""SELECT due_at AS due FROM webhookkit_deliveries AS d {{hint}}
@@ -574,23 +612,6 @@ _NEXT_DUE: Final = f"""SELECT due_at AS due FROM webhookkit_deliveries AS d {{hi
 NEXT_DUE_SQLITE: Final = _NEXT_DUE.format(
     seq_col=SQLITE.types["seq_col"], hint="INDEXED BY webhookkit_deliveries_due"
 )
-# PostgreSQL keeps a leased row's due_at (see _NOT_LEASED): a row is due at the later of its
-# due_at and its lease's end. Every row due_at-ordered before the first one not leased past
-# its due_at is leased past it, so the earliest is that first row or the earliest lease end
-# among those before it; both are ranges of the due index.
-_PG_ELIGIBLE: Final = _ELIGIBLE.format(seq_col=POSTGRES.types["seq_col"])
-NEXT_DUE_POSTGRES: Final = f"""
-    WITH free AS (
-        SELECT due_at FROM webhookkit_deliveries AS d
-        WHERE status = 'pending' AND due_at IS NOT NULL
-          AND (d.lease_until IS NULL OR d.lease_until <= d.due_at) AND {_PG_ELIGIBLE}
-        ORDER BY due_at LIMIT 1
-    )
-    SELECT LEAST((SELECT due_at FROM free), (
-        SELECT min(d.lease_until) FROM webhookkit_deliveries AS d
-        WHERE status = 'pending' AND due_at IS NOT NULL AND d.lease_until > d.due_at
-          AND due_at < COALESCE((SELECT due_at FROM free), 'infinity') AND {_PG_ELIGIBLE}
-    )) AS due"""
 FINISH_DELIVERY: Final = f"""
     UPDATE webhookkit_deliveries SET
         status = $2, attempts = attempts + 1, next_try_at = $3, lease_until = NULL,
@@ -598,81 +619,6 @@ FINISH_DELIVERY: Final = f"""
         due_at = CASE WHEN $2 = 'pending' THEN COALESCE($3, created_at) ELSE NULL END
     WHERE id = $1 AND status = 'pending'
     RETURNING {DELIVERY_COLUMNS}"""
-# PostgreSQL: the attempt and the delivery's new state in one statement, one round trip (no
-# BEGIN/COMMIT); an unknown delivery fails the attempt's foreign key. Parameters: those of
-# FINISH_DELIVERY, then the attempt's from $6.
-FINISH_ATTEMPT_POSTGRES: Final = f"""
-    WITH attempt AS ({_insert("webhookkit_attempts", ATTEMPT_COLUMNS, 6)} RETURNING 1)
-    {FINISH_DELIVERY}"""
-
-
-# Batched claims: a window over the first due rows caps each webhook's share of a batch, so a
-# backlog for one endpoint cannot fill it; the payload body comes along, once per payload.
-_D_COLUMNS: Final = ", ".join("d." + c.strip() for c in DELIVERY_COLUMNS.split(","))
-_N_COLUMNS: Final = ", ".join("n." + c.strip() for c in DELIVERY_COLUMNS.split(","))
-CLAIM_BATCH_POSTGRES: Final = f"""
-    WITH due AS (
-        SELECT d.id, d.webhook_id, d.due_at FROM webhookkit_deliveries AS d
-        WHERE status = 'pending' AND due_at <= $1 AND NOT ({POSTGRES.in_ids("webhook_id", "$4")})
-          AND {_NOT_LEASED} AND {_ELIGIBLE.format(seq_col=POSTGRES.types["seq_col"])}
-        ORDER BY due_at, id LIMIT $5
-    ), ranked AS (
-        SELECT id, due_at,
-            row_number() OVER (PARTITION BY webhook_id ORDER BY due_at, id) AS rn
-        FROM due
-    ), pick AS (
-        -- One primary-key lookup and lock per chosen row, in due order, until the batch is
-        -- full: the plan cannot depend on the (often stale) statistics of a queue table. A
-        -- plain join here let the planner loop over every due row for every due row.
-        SELECT l.id, r.due_at
-        FROM (SELECT id, due_at FROM ranked WHERE rn <= $6 ORDER BY due_at, id) AS r
-        CROSS JOIN LATERAL (
-            SELECT d.id FROM webhookkit_deliveries AS d
-            -- Re-checked on the row's newest version when another worker just claimed or
-            -- finished it (EvalPlanQual): a lease or a changed due_at means it is not ours.
-            WHERE d.id = r.id AND d.due_at = r.due_at AND d.status = 'pending'
-              AND {_NOT_LEASED}
-            FOR UPDATE OF d SKIP LOCKED
-        ) AS l
-        LIMIT $2
-    ), u AS (
-        UPDATE webhookkit_deliveries AS d SET lease_until = $3
-        WHERE d.id = ANY(ARRAY(SELECT id FROM pick))
-        RETURNING {_D_COLUMNS}
-    ), n AS (
-        SELECT u.*, row_number() OVER (PARTITION BY u.payload_id ORDER BY u.id) AS rn FROM u
-    )
-    -- No join: each payload is read once, by primary key, on its first delivery's row (a join
-    -- of these CTEs is planned from guessed row counts and became a loop over both). Batch
-    -- order is by the time each delivery was due to be tried.
-    SELECT {_N_COLUMNS},
-        CASE WHEN n.rn = 1 THEN (SELECT p.created_at FROM webhookkit_payloads AS p
-            WHERE p.id = n.payload_id) END AS payload_created_at,
-        CASE WHEN n.rn = 1 THEN (SELECT p.body FROM webhookkit_payloads AS p
-            WHERE p.id = n.payload_id) END AS body
-    FROM n ORDER BY COALESCE(n.next_try_at, n.created_at), n.id"""
-# Finishing many attempts in one statement: the attempts and the deliveries' new states as
-# arrays; only deliveries still pending change (a late attempt keeps the final outcome).
-FINISH_MANY_POSTGRES: Final = f"""
-    WITH i AS (
-        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],
-            $5::timestamptz[]) AS t(id, status, next_try_at, last_error, now)
-    ), a AS (
-        INSERT INTO webhookkit_attempts ({ATTEMPT_COLUMNS})
-        SELECT * FROM unnest($6::text[], $7::text[], $8::int[], $9::timestamptz[], $10::text[],
-            $11::float8[], $12::int[], $13::text[], $14::jsonb[], $15::jsonb[], $16::text[],
-            $17::text[], $18::bool[])
-        RETURNING 1
-    )
-    UPDATE webhookkit_deliveries AS d SET
-        status = i.status, attempts = d.attempts + 1, next_try_at = i.next_try_at,
-        lease_until = NULL, last_error = i.last_error, updated_at = i.now,
-        due_at = CASE WHEN i.status = 'pending' THEN COALESCE(i.next_try_at, d.created_at)
-            ELSE NULL END
-    FROM i WHERE d.id = i.id AND d.id = ANY($1::text[])
-        -- "Still pending", written so that it cannot use the pending-only due index: on a
-        -- queue table's stale statistics the planner read every pending row through it.
-        AND d.status NOT IN ('success', 'failed')"""
 FINISH_ONE_SQLITE: Final = SQLITE.sql(
     """UPDATE webhookkit_deliveries SET
         status = $2, attempts = attempts + 1, next_try_at = $3, lease_until = NULL,
@@ -849,6 +795,10 @@ def purge_sql(
     """Delete up to PURGE_BATCH finished deliveries past retention, returning their payloads.
 
     A delivery's age counts from when it finished (``updated_at``), else from its creation.
+    PostgreSQL has no index on status or finish time (see migration 13): it walks the
+    deliveries in creation order, up to the latest cutoff, since a delivery finishes after it
+    was created. (One whose finish time reads earlier than its creation, clocks of two hosts
+    apart, waits for a purge whose cutoff is past its creation.)
     """
     failed_cutoff = dialect.ts(now - keep_failed)
     args: list[Any] = [failed_cutoff]
@@ -859,9 +809,15 @@ def purge_sql(
     else:
         args.append(dialect.ts(now - keep_success))
         clauses.append(f"(status = 'success' AND {old.format(p='$2')})")
+    cond = " OR ".join(clauses)
+    order = ""
+    if dialect.name == "postgresql":
+        order = " ORDER BY created_at, id"
+        if keep_success is not None:
+            cond = f"created_at < GREATEST($1::timestamptz, $2::timestamptz) AND ({cond})"
     text = f"""
         DELETE FROM webhookkit_deliveries WHERE id IN (
-            SELECT id FROM webhookkit_deliveries WHERE {" OR ".join(clauses)}
+            SELECT id FROM webhookkit_deliveries WHERE {cond}{order}
             LIMIT {PURGE_BATCH})
         RETURNING payload_id"""
     return dialect.sql(text), args

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
 from ..exceptions import ConfigurationError, StoreError
+from . import _pg_sql as pq
 from . import _sql as q
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ async def _day_partitions(conn: Any, table: str) -> dict[date, str]:
 
 
 def _storage(table: str) -> str:
-    """Room for claimed row versions on delivery pages (see migration 12)."""
+    """Room for the rows' new versions on delivery pages (migrations 12 and 13)."""
     return f" WITH (fillfactor = {q.DELIVERIES_FILLFACTOR})" if table == DELIVERIES else ""
 
 
@@ -324,6 +325,8 @@ async def _partition_tables(conn: Any, today: date) -> None:
             f"SELECT setval(pg_get_serial_sequence('{table}', 'seq'), "
             f"COALESCE(MAX(seq), 0) + 1, false) FROM {table}"
         )
+    # After the copy: the rows copied are in the queue already (migration 13).
+    await conn.execute(q.QUEUE_TRIGGER)
     await conn.execute(f"DROP TABLE {old[ATTEMPTS]}, {old[DELIVERIES]}")
     await conn.execute(
         f"""CREATE TABLE IF NOT EXISTS {SWEEP} (
@@ -496,32 +499,34 @@ def _with_delivery_check(statement: str) -> str:
 
 @cache
 def checked_finish_attempt_sql() -> str:
-    """:data:`~webhookkit.stores._sql.FINISH_ATTEMPT_POSTGRES` for the plain layout since
+    """:data:`~webhookkit.stores._pg_sql.FINISH_ATTEMPT` for the plain layout since
     migration 11 (no foreign key from attempts to deliveries)."""
-    return _with_delivery_check(q.FINISH_ATTEMPT_POSTGRES)
+    return _with_delivery_check(pq.FINISH_ATTEMPT)
 
 
 @cache
 def checked_finish_many_sql() -> str:
-    """:data:`~webhookkit.stores._sql.FINISH_MANY_POSTGRES` for the plain layout."""
-    return _with_delivery_check(q.FINISH_MANY_POSTGRES)
+    """:data:`~webhookkit.stores._pg_sql.FINISH_MANY` for the plain layout."""
+    return _with_delivery_check(pq.FINISH_MANY)
 
 
 @cache
 def finish_attempt_sql() -> str:
-    """:data:`~webhookkit.stores._sql.FINISH_ATTEMPT_POSTGRES` for the partitioned layout."""
-    return _with_delivery_time(q.FINISH_ATTEMPT_POSTGRES)
+    """:data:`~webhookkit.stores._pg_sql.FINISH_ATTEMPT` for the partitioned layout."""
+    return _with_delivery_time(pq.FINISH_ATTEMPT)
 
 
 @cache
 def finish_many_sql() -> str:
-    """:data:`~webhookkit.stores._sql.FINISH_MANY_POSTGRES` for the partitioned layout."""
-    return _with_delivery_time(q.FINISH_MANY_POSTGRES)
+    """:data:`~webhookkit.stores._pg_sql.FINISH_MANY` for the partitioned layout."""
+    return _with_delivery_time(pq.FINISH_MANY)
 
 
 _PURGE_HEAD: Final = re.compile(r"DELETE FROM webhookkit_deliveries WHERE id IN \(")
 _PURGE_PICK: Final = re.compile(
-    r"(SELECT id FROM webhookkit_deliveries WHERE )(?P<cond>.*?)(\s+LIMIT )", re.DOTALL
+    r"(SELECT id FROM webhookkit_deliveries WHERE )(?P<cond>.*?)"
+    r"(\s+(?:ORDER BY created_at, id\s+)?LIMIT )",
+    re.DOTALL,
 )
 _PURGE_TAIL: Final = re.compile(r"RETURNING payload_id\s*$")
 

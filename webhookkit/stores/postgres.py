@@ -34,6 +34,7 @@ from ..delivery.records import (
 )
 from ..exceptions import ConfigurationError, StoreError
 from ..installations import AppInstallation
+from . import _pg_sql as pq
 from . import _sql as q
 from . import partitions as _partitions
 from ._dsn import validate_dsn
@@ -438,11 +439,12 @@ class PostgresStore:
         return q.row_to_payload(D, row) if row is not None else None
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
-        row = await self._fetchrow("get_delivery", q.SELECT_DELIVERY, delivery_id)
+        row = await self._fetchrow("get_delivery", pq.SELECT_DELIVERY, delivery_id)
         return q.row_to_delivery(D, row) if row is not None else None
 
     async def list_deliveries(self, query: DeliveryQuery | None = None) -> list[Delivery]:
         text, args = q.list_deliveries_sql(D, query or DeliveryQuery())
+        text = pq.with_queue_state(text, "ORDER BY d.created_at, d.id")
         return [q.row_to_delivery(D, r) for r in await self._fetch("list_deliveries", text, *args)]
 
     async def list_attempts(self, delivery_id: str) -> list[Attempt]:
@@ -461,7 +463,7 @@ class PostgresStore:
             return []
         rows = await self._claim(
             "claim_due",
-            q.CLAIM_DUE_POSTGRES,
+            pq.CLAIM_DUE,
             D.ts(now),
             limit,
             D.ts(now + lease),
@@ -500,7 +502,7 @@ class PostgresStore:
             return ClaimedBatch([], {})
         rows = await self._claim(
             "claim_batch",
-            q.CLAIM_BATCH_POSTGRES,
+            pq.CLAIM_BATCH,
             D.ts(now),
             limit,
             D.ts(now + lease),
@@ -541,11 +543,11 @@ class PostgresStore:
         return {r["id"] for r in rows}
 
     async def count_pending(self) -> int:
-        row = await self._fetchrow("count_pending", q.COUNT_PENDING)
+        row = await self._fetchrow("count_pending", pq.COUNT_PENDING)
         return int(row["n"])
 
     async def next_due(self) -> datetime | None:
-        row = await self._fetchrow("next_due", q.NEXT_DUE_POSTGRES)
+        row = await self._fetchrow("next_due", pq.NEXT_DUE)
         return D.dt(row["due"]) if row is not None else None
 
     async def finish_attempt(
@@ -571,7 +573,7 @@ class PostgresStore:
         if row is None:
             # Already final (a worker that outlived its lease finished it): the attempt is on
             # record, the earlier outcome stands.
-            row = await self._fetchrow("finish_attempt", q.SELECT_DELIVERY, delivery_id)
+            row = await self._fetchrow("finish_attempt", pq.SELECT_DELIVERY, delivery_id)
             if row is None:
                 raise q.missing_delivery(delivery_id)
         return q.row_to_delivery(D, row)
@@ -580,12 +582,12 @@ class PostgresStore:
         if not delivery_ids:
             return
         async with self._conn("release") as conn, conn.transaction():
-            await conn.execute(q.release_sql(D), D.id_list(delivery_ids), D.ts(until))
+            await conn.execute(pq.RELEASE, D.id_list(delivery_ids), D.ts(until))
             await conn.execute(_NOTIFY, CHANNEL, str(len(delivery_ids)))
 
     async def requeue(self, delivery_id: str, now: datetime) -> Delivery | None:
         async with self._conn("requeue") as conn, conn.transaction():
-            row = await conn.fetchrow(q.REQUEUE, delivery_id, D.ts(now))
+            row = await conn.fetchrow(pq.REQUEUE, delivery_id, D.ts(now))
             if row is not None:
                 await conn.execute(_NOTIFY, CHANNEL, "1")
         return None if row is None else q.row_to_delivery(D, row)
