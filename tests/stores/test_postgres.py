@@ -372,12 +372,12 @@ async def test_a_finish_rewrites_no_delivery_index_entry(pg_dsn: str) -> None:
             else AttemptResult(d.id, attempt(d.id), DeliveryStatus.PENDING, at(10), at(2))
             for n, d in enumerate(claimed.deliveries)
         ]
-        params = q.finish_many_params(q.POSTGRES, results)
+        rows = q.finished_rows(results)
         async with store._conn("test") as conn:
             async with conn.transaction():
                 # Counts not yet reported include the claim's: take the difference.
                 before = [await _updates(conn, t) for t in ("deliveries", "queue")]
-                await conn.execute(store._finish_many_sql, *params)
+                await conn.execute(store._finish_many_sql, rows)
                 after = [await _updates(conn, t) for t in ("deliveries", "queue")]
             counts = [(x[0] - y[0], x[1] - y[1]) for x, y in zip(after, before, strict=True)]
             queued = await conn.fetch("SELECT id, due_at, lease_until FROM webhookkit_queue")
@@ -400,6 +400,7 @@ async def _back_to_schema_12(dsn: str) -> None:
                 "DROP TRIGGER webhookkit_deliveries_queued ON webhookkit_deliveries;"
                 "DROP FUNCTION webhookkit_deliveries_added();"
                 "DROP TABLE webhookkit_queue;"
+                "DROP TYPE webhookkit_finished;"
                 "CREATE INDEX webhookkit_deliveries_due ON webhookkit_deliveries (due_at, id)"
                 " WHERE status = 'pending';"
                 "CREATE INDEX webhookkit_deliveries_finished"
@@ -491,5 +492,37 @@ async def test_upgrading_queues_exactly_the_pending_deliveries(
         # Its old lease over, and the lease of the claim at 10: in due order.
         again = await store.claim_due(at(40), limit=10, lease=LEASE)
         assert [d.id for d in again] == ["leased", "free"]
+    finally:
+        await store.aclose()
+
+
+async def test_a_claimed_row_maps_to_the_same_delivery_as_any_read(pg_dsn: str) -> None:
+    """claimed_delivery maps a claim's rows positionally (the hot path); it must give what
+    the general row mapping gives, every field set."""
+    from dataclasses import replace
+
+    from webhookkit.stores import _pg_sql as pq
+    from webhookkit.stores import _sql as q
+    from webhookkit.stores.postgres import CLAIM_SETTINGS
+
+    store = PostgresStore(pg_dsn, min_size=1, max_size=1, listen=False)
+    try:
+        full = replace(
+            delivery("d1"),
+            attempts=3,
+            last_error="receiver answered HTTP 503",
+            updated_at=at(2),
+            retry_base=2,
+            requeued_at=at(1),
+            ordering_key="order-7",
+        )
+        await store.add_deliveries([payload()], [full, delivery("d2")])
+        async with store._conn("test") as conn, conn.transaction():
+            await conn.execute(CLAIM_SETTINGS)
+            rows = await conn.fetch(pq.CLAIM_BATCH, at(5), 10, at(35), [], 40, 10)
+        assert len(rows) == 2
+        for row in rows:
+            assert pq.claimed_delivery(row) == q.row_to_delivery(q.POSTGRES, row)
+        assert pq.claimed_delivery(rows[0]) == replace(full, lease_until=at(35))
     finally:
         await store.aclose()

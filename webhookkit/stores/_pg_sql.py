@@ -15,9 +15,18 @@ that wait for a retry, all in one statement. Reads of a delivery take ``due_at``
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from ._sql import ATTEMPT_COLUMNS, DELIVERY_COLUMNS, FINISH_DELIVERY, QUEUE_TABLE, _insert
+from ..delivery.records import Delivery
+from ._sql import (
+    _DELIVERY_STATUS,
+    ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS,
+    FINISH_DELIVERY,
+    FINISHED_TYPE,
+    QUEUE_TABLE,
+    _insert,
+)
 
 __all__ = [
     "CLAIM_BATCH",
@@ -25,10 +34,12 @@ __all__ = [
     "COUNT_PENDING",
     "FINISH_ATTEMPT",
     "FINISH_MANY",
+    "FINISH_MANY_PARTITIONED",
     "NEXT_DUE",
     "RELEASE",
     "REQUEUE",
     "SELECT_DELIVERY",
+    "claimed_delivery",
     "with_queue_state",
 ]
 
@@ -48,6 +59,31 @@ def with_queue_state(select: str, order: str = "") -> str:
     return (
         f"SELECT {_columns('d', 'q')} FROM ({select}) AS d "
         f"LEFT JOIN {QUEUE_TABLE} AS q ON q.id = d.id {order}"
+    )
+
+
+def claimed_delivery(row: Any) -> Delivery:
+    """A claim's row (DELIVERY_COLUMNS first, in order) as a Delivery, positionally: asyncpg
+    hands back timestamps as aware UTC datetimes and integers as ints, so this skips what
+    :func:`~webhookkit.stores._sql.row_to_delivery` converts (a claim maps every row it
+    leases; keyword construction cost half again as much)."""
+    return Delivery(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        _DELIVERY_STATUS[row[6]],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        # row[12] is due_at, which a Delivery does not carry
+        row[13],
+        row[14],
+        row[15],
     )
 
 
@@ -173,29 +209,43 @@ FINISH_ATTEMPT: Final = f"""
     f AS ({FINISH_DELIVERY}), {_sync_queue("f")}
     SELECT * FROM f"""
 
-# Finishing many attempts in one statement: the attempts and the deliveries' new states as
-# arrays; only deliveries still pending change (a late attempt keeps the final outcome).
-FINISH_MANY: Final = f"""
-    WITH i AS (
-        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],
-            $5::timestamptz[]) AS t(id, status, next_try_at, last_error, now)
+
+def _finish_many(partitioned: bool) -> str:
+    """Finishing many attempts in one statement, from one array of FINISHED_TYPE rows: the
+    attempts inserted, the deliveries' new states, their queue rows; only deliveries still
+    pending change (a late attempt keeps the final outcome). No foreign key from attempts to
+    deliveries (migration 11): an attempt takes its ``delivery_id`` (plain layout) or its
+    ``delivery_created_at`` (partitioned) from the delivery row, so an unknown delivery gives
+    NULL, which NOT NULL refuses."""
+    lookup = "(SELECT x.{} FROM webhookkit_deliveries AS x WHERE x.id = r.delivery_id)"
+    delivery = "r.delivery_id" if partitioned else lookup.format("id")
+    extra_column = ", delivery_created_at" if partitioned else ""
+    extra_value = f", {lookup.format('created_at')}" if partitioned else ""
+    return f"""
+    WITH r AS (SELECT * FROM unnest($1::{FINISHED_TYPE}[])
     ), a AS (
-        INSERT INTO webhookkit_attempts ({ATTEMPT_COLUMNS})
-        SELECT * FROM unnest($6::text[], $7::text[], $8::int[], $9::timestamptz[], $10::text[],
-            $11::float8[], $12::int[], $13::text[], $14::jsonb[], $15::jsonb[], $16::text[],
-            $17::text[], $18::bool[])
+        INSERT INTO webhookkit_attempts ({ATTEMPT_COLUMNS}{extra_column})
+        SELECT r.attempt_id, {delivery}, r.number, r.created_at, r.attempt_status, r.duration,
+            r.response_status_code, r.response_excerpt, r.request_headers, r.response_headers,
+            r.error_kind, r.error, r.retryable{extra_value}
+        FROM r
         RETURNING 1
     ), f AS (
         UPDATE webhookkit_deliveries AS d SET
-            status = i.status, attempts = d.attempts + 1, next_try_at = i.next_try_at,
-            lease_until = NULL, last_error = i.last_error, updated_at = i.now,
-            due_at = CASE WHEN i.status = 'pending' THEN COALESCE(i.next_try_at, d.created_at)
+            status = r.status, attempts = d.attempts + 1, next_try_at = r.next_try_at,
+            lease_until = NULL, last_error = r.error, updated_at = r.finished_at,
+            due_at = CASE WHEN r.status = 'pending' THEN COALESCE(r.next_try_at, d.created_at)
                 ELSE NULL END
-        FROM i WHERE d.id = i.id AND d.id = ANY($1::text[])
+        FROM r WHERE d.id = r.delivery_id AND d.id = ANY(ARRAY(SELECT delivery_id FROM r))
             AND d.status NOT IN ('success', 'failed')
         RETURNING d.id, d.status, d.due_at
     ), {_sync_queue("f")}
     SELECT count(*) FROM f"""
+
+
+#: Parameter: :func:`~webhookkit.stores._sql.finished_rows` of the results.
+FINISH_MANY: Final = _finish_many(partitioned=False)
+FINISH_MANY_PARTITIONED: Final = _finish_many(partitioned=True)
 
 # Hand back pending deliveries ($1), claimable again at $2 (NULL: at once).
 RELEASE: Final = f"""

@@ -171,6 +171,16 @@ QUEUE_TRIGGER: Final = """CREATE TRIGGER webhookkit_deliveries_queued
                 AFTER INSERT ON webhookkit_deliveries REFERENCING NEW TABLE AS webhookkit_added
                 FOR EACH STATEMENT EXECUTE FUNCTION webhookkit_deliveries_added()"""
 
+#: PostgreSQL (migration 13): one finished attempt and its delivery's new state, the element
+#: type of the finish statement's parameter (:func:`finished_rows`).
+FINISHED_TYPE: Final = "webhookkit_finished"
+FINISHED_FIELDS: Final = (
+    "delivery_id TEXT, status TEXT, next_try_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, "
+    "attempt_id TEXT, number INTEGER, created_at TIMESTAMPTZ, attempt_status TEXT, "
+    "duration DOUBLE PRECISION, response_status_code INTEGER, response_excerpt TEXT, "
+    "request_headers JSONB, response_headers JSONB, error_kind TEXT, error TEXT, "
+    "retryable BOOLEAN"
+)
 MIGRATIONS_TABLE: Final = "webhookkit_schema_migrations"
 CREATE_MIGRATIONS_TABLE: Final = f"""
 CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
@@ -479,6 +489,9 @@ MIGRATIONS: Final = (
             END $$""",
             QUEUE_TRIGGER,
             QUEUE_FROM.format(source="webhookkit_deliveries"),
+            # A finish's rows as one array of this type: one parameter, encoded a row at a
+            # time (an array per column cost the client a type check per value).
+            f"CREATE TYPE {FINISHED_TYPE} AS ({FINISHED_FIELDS})",
             "DROP INDEX IF EXISTS webhookkit_deliveries_due",
             "DROP INDEX IF EXISTS webhookkit_deliveries_finished",
             "DROP INDEX IF EXISTS webhookkit_deliveries_order",
@@ -698,33 +711,42 @@ def row_to_claimed_payload(d: Dialect, row: Row) -> Payload:
     )
 
 
-def finish_many_params(d: Dialect, results: Sequence[AttemptResult]) -> tuple[list[Any], ...]:
-    """The column arrays of :data:`FINISH_MANY_POSTGRES`: :func:`finish_params` then
-    :func:`attempt_params` of each result, built a column at a time (a batch is written on
-    every flush, and a comprehension per column costs far less than a tuple per row)."""
-    ts = d.ts
-    attempts = [r.attempt for r in results]
-    errors = [a.error for a in attempts]
-    return (
-        [r.delivery_id for r in results],
-        [_DELIVERY_VALUE[r.status] for r in results],
-        [ts(r.next_try_at) for r in results],
-        errors,
-        [ts(r.now) for r in results],
-        [a.id for a in attempts],
-        [a.delivery_id for a in attempts],
-        [a.number for a in attempts],
-        [ts(a.created_at) for a in attempts],
-        [_ATTEMPT_VALUE[a.status] for a in attempts],
-        [float(a.duration) for a in attempts],
-        [a.response_status_code for a in attempts],
-        [a.response_excerpt for a in attempts],
-        [_dump_pairs(a.request_headers) for a in attempts],
-        [_dump_pairs(a.response_headers) for a in attempts],
-        [a.error_kind for a in attempts],
-        list(errors),
-        [a.retryable for a in attempts],
-    )
+def finished_rows(results: Sequence[AttemptResult]) -> list[tuple[Any, ...]]:
+    """PostgreSQL: ``results`` as :data:`FINISHED_TYPE` rows (the finish statement's one
+    parameter); the delivery's last error is its attempt's error. Naive datetimes are
+    refused, as :meth:`Dialect.ts` does."""
+    rows: list[tuple[Any, ...]] = []
+    for r in results:
+        a = r.attempt
+        if (
+            r.now.tzinfo is None
+            or a.created_at.tzinfo is None
+            or (r.next_try_at is not None and r.next_try_at.tzinfo is None)
+        ):
+            POSTGRES.ts(r.next_try_at)
+            POSTGRES.ts(a.created_at)
+            POSTGRES.ts(r.now)
+        rows.append(
+            (
+                r.delivery_id,
+                _DELIVERY_VALUE[r.status],
+                r.next_try_at,
+                r.now,
+                a.id,
+                a.number,
+                a.created_at,
+                _ATTEMPT_VALUE[a.status],
+                float(a.duration),
+                a.response_status_code,
+                a.response_excerpt,
+                _dump_pairs(a.request_headers),
+                _dump_pairs(a.response_headers),
+                a.error_kind,
+                a.error,
+                a.retryable,
+            )
+        )
+    return rows
 
 
 # A manual retry: a finished delivery becomes pending now, with a fresh retry budget.

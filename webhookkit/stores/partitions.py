@@ -504,10 +504,10 @@ def checked_finish_attempt_sql() -> str:
     return _with_delivery_check(pq.FINISH_ATTEMPT)
 
 
-@cache
 def checked_finish_many_sql() -> str:
-    """:data:`~webhookkit.stores._pg_sql.FINISH_MANY` for the plain layout."""
-    return _with_delivery_check(pq.FINISH_MANY)
+    """:data:`~webhookkit.stores._pg_sql.FINISH_MANY`: the plain layout's (it checks the
+    delivery itself)."""
+    return pq.FINISH_MANY
 
 
 @cache
@@ -516,10 +516,9 @@ def finish_attempt_sql() -> str:
     return _with_delivery_time(pq.FINISH_ATTEMPT)
 
 
-@cache
 def finish_many_sql() -> str:
-    """:data:`~webhookkit.stores._pg_sql.FINISH_MANY` for the partitioned layout."""
-    return _with_delivery_time(pq.FINISH_MANY)
+    """:data:`~webhookkit.stores._pg_sql.FINISH_MANY_PARTITIONED`."""
+    return pq.FINISH_MANY_PARTITIONED
 
 
 _PURGE_HEAD: Final = re.compile(r"DELETE FROM webhookkit_deliveries WHERE id IN \(")

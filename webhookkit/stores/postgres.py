@@ -470,7 +470,7 @@ class PostgresStore:
             D.id_list(sorted(exclude_webhooks)),
         )
         rows.sort(key=lambda r: (r["claimed_due"], r["id"]))
-        return [q.row_to_delivery(D, r) for r in rows]
+        return [pq.claimed_delivery(r) for r in rows]
 
     async def _claim(self, action: str, sql: str, *args: Any) -> list[Any]:
         """Run a claim statement in its own transaction, planned for the table as it is.
@@ -510,7 +510,7 @@ class PostgresStore:
             limit * 4,
             per_webhook if per_webhook is not None else limit,
         )
-        deliveries = [q.row_to_delivery(D, r) for r in rows]
+        deliveries = [pq.claimed_delivery(r) for r in rows]
         payloads = {
             r["payload_id"]: q.row_to_claimed_payload(D, r) for r in rows if r["body"] is not None
         }
@@ -520,9 +520,7 @@ class PostgresStore:
         if not results:
             return
         try:
-            await self._execute(
-                "finish_many", self._finish_many_sql, *q.finish_many_params(D, results)
-            )
+            await self._execute("finish_many", self._finish_many_sql, q.finished_rows(results))
         except StoreError as exc:
             pg = self._pg
             # NOT NULL: the partitioned layout's attempt found no delivery to take its day from.
