@@ -64,6 +64,8 @@ def sanitize_headers(
     """Header pairs as storable text (see :func:`sanitize_text`); each name and value is cut to
     ``limit`` characters."""
     items = pairs if isinstance(pairs, tuple) else tuple(pairs)
+    if not items:
+        return ()
     # One check over all the text at C speed: headers are nearly always plain ASCII. join()
     # refuses bytes (TypeError), which then take the slow path.
     try:

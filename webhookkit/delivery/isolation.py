@@ -55,7 +55,10 @@ class EndpointGate:
         self.throttled = 0
 
     def _ep(self, key: str) -> _Endpoint:
-        return self._endpoints.setdefault(key, _Endpoint())
+        ep = self._endpoints.get(key)
+        if ep is None:  # setdefault() would build an _Endpoint on every call
+            ep = self._endpoints[key] = _Endpoint()
+        return ep
 
     def state(self, key: str, now: datetime) -> str:
         ep = self._endpoints.get(key)

@@ -1021,23 +1021,23 @@ class Scheduler:
             delay = self._retry.decide(outcome, number - delivery.retry_base, elapsed)
             if delay is not None:
                 status, next_try = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
+        # Positional, in field order: built for every attempt, and keyword arguments cost a
+        # frozen dataclass half again as much.
         attempt = Attempt(
-            id=new_id(),
-            delivery_id=delivery.id,
-            number=number,
-            created_at=now,
-            status=AttemptStatus.SUCCESS if ok else AttemptStatus.FAILED,
-            duration=time.perf_counter() - started,
-            response_status_code=result.status_code if result else None,
-            # Receivers answer with any bytes: keep only what every store can hold.
-            response_excerpt=sanitize_text(result.response_excerpt, EXCERPT_LIMIT + 3)
-            if result
-            else "",
-            request_headers=sanitize_headers(result.request_headers) if result else (),
-            response_headers=sanitize_headers(result.response_headers) if result else (),
-            error_kind=error_kind,
-            error=sanitize_text(error_text, 2048) if error_text is not None else None,
-            retryable=next_try is not None,
+            new_id(),  # id
+            delivery.id,  # delivery_id
+            number,
+            now,  # created_at
+            AttemptStatus.SUCCESS if ok else AttemptStatus.FAILED,  # status
+            time.perf_counter() - started,  # duration
+            result.status_code if result else None,  # response_status_code
+            # response_excerpt: receivers answer with any bytes; keep what every store can hold
+            sanitize_text(result.response_excerpt, EXCERPT_LIMIT + 3) if result else "",
+            sanitize_headers(result.request_headers) if result else (),  # request_headers
+            sanitize_headers(result.response_headers) if result else (),  # response_headers
+            error_kind,
+            sanitize_text(error_text, 2048) if error_text is not None else None,  # error
+            next_try is not None,  # retryable
         )
         if (
             webhook is not None
