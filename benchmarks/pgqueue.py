@@ -7,18 +7,20 @@ from that kit's start until its counters show every delivery finished, so what i
 claim, sign, "send", record and finish. pgqueuer: ``Queries.enqueue`` of the jobs in one bulk
 call, then ``QueueManager.run(batch_size=B, mode=drain)`` with a no-op entrypoint, timed. For
 each, ``pg_stat_statements`` is reset before the timed part and the statements its database ran
-are divided by the jobs.
+are divided by the jobs. With ``rounds`` the three sides take turns that many times, each on a
+fresh database dropped after its run, and each side's median run is reported.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from benchmarks._kit import NoopTransport, make_kit, wait_counted
-from benchmarks._pg import create_database, reset_statements, statements
+from benchmarks._pg import create_database, drop_database, reset_statements, statements
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class QueueRun:
     jobs: int
     seconds: float
     statements: int
+    #: Every round's rate (jobs/s) when this is the median of several rounds.
+    rates: tuple[float, ...] = ()
 
     @property
     def rate(self) -> float:
@@ -68,6 +72,7 @@ async def webhookkit_drain(admin_dsn: str, jobs: int, webhooks: int = 50) -> Que
             raise RuntimeError(f"webhookkit: {kit.stats.successes} of {queued} succeeded")
     finally:
         await kit.aclose()
+        await drop_database(admin_dsn, dsn)  # no autovacuum of it in later rounds
     return QueueRun("webhookkit PostgresStore", queued, elapsed, count)
 
 
@@ -105,6 +110,7 @@ async def pgqueuer_drain(admin_dsn: str, jobs: int, batch_size: int) -> QueueRun
         left: Any = await conn.fetchval("SELECT count(*) FROM pgqueuer")
     finally:
         await conn.close()
+        await drop_database(admin_dsn, dsn)
     if done != jobs or left:
         raise RuntimeError(f"pgqueuer: {done} of {jobs} jobs ran, {left} left queued")
     return QueueRun(f"pgqueuer, batch {batch_size}", jobs, elapsed, count)
@@ -119,9 +125,25 @@ def pgqueuer_version() -> str | None:
         return None
 
 
-async def run(admin_dsn: str, jobs: int) -> list[QueueRun]:
-    runs = [await webhookkit_drain(admin_dsn, jobs)]
+def _median(runs: list[QueueRun]) -> QueueRun:
+    """The run of median rate (the lower middle one of an even count), with every rate."""
+    ordered = sorted(runs, key=lambda r: r.rate)
+    middle = ordered[(len(ordered) - 1) // 2]
+    return replace(middle, rates=tuple(r.rate for r in runs))
+
+
+async def run(admin_dsn: str, jobs: int, rounds: int = 1) -> list[QueueRun]:
+    """Each side drains ``rounds`` times, the sides taking turns (the machine's speed drifts
+    over a minute); each side's median run is returned, webhookkit first."""
+
+    def pgqueuer_side(batch: int) -> Callable[[], Awaitable[QueueRun]]:
+        return lambda: pgqueuer_drain(admin_dsn, jobs, batch)
+
+    sides: list[Callable[[], Awaitable[QueueRun]]] = [lambda: webhookkit_drain(admin_dsn, jobs)]
     if pgqueuer_version() is not None:
-        for batch in (10, 100):
-            runs.append(await pgqueuer_drain(admin_dsn, jobs, batch))
-    return runs
+        sides += [pgqueuer_side(10), pgqueuer_side(100)]
+    done: list[list[QueueRun]] = [[] for _ in sides]
+    for _ in range(rounds):
+        for side, runs in zip(sides, done, strict=True):
+            runs.append(await side())
+    return [_median(runs) for runs in done]
