@@ -146,6 +146,12 @@ async def test_naive_datetimes_are_refused(database: Database) -> None:
     try:
         with pytest.raises(StoreError, match="timezone-aware"):
             await store.claim_due(datetime(2026, 1, 1), limit=1, lease=LEASE)
+        await store.add_deliveries([payload()], [delivery("d1")])
+        naive = datetime(2026, 1, 1)
+        late = AttemptResult("d1", attempt("d1", ok=True), DeliveryStatus.SUCCESS, None, naive)
+        with pytest.raises(StoreError, match="timezone-aware"):
+            await store.finish_many([late])
+        assert (await store.get_delivery("d1")) == delivery("d1")  # nothing written
     finally:
         await store.aclose()
 

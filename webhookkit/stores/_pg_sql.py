@@ -24,6 +24,7 @@ from ._sql import (
     DELIVERY_COLUMNS,
     FINISH_DELIVERY,
     FINISHED_TYPE,
+    QUEUE_FROM,
     QUEUE_TABLE,
     _insert,
 )
@@ -264,10 +265,5 @@ REQUEUE: Final = f"""
             retry_base = attempts, requeued_at = $2, updated_at = $2
         WHERE id = $1 AND status <> 'pending'
         RETURNING {DELIVERY_COLUMNS}, seq
-    ), queued AS (
-        INSERT INTO {QUEUE_TABLE}
-            (id, created_at, due_at, lease_until, webhook_id, ordering_key, seq)
-        SELECT id, created_at, due_at, NULL, webhook_id, ordering_key, seq FROM r
-        RETURNING 1
-    )
+    ), queued AS ({QUEUE_FROM.format(source="r")} RETURNING 1)
     SELECT {DELIVERY_COLUMNS} FROM r"""

@@ -434,43 +434,33 @@ async def list_partitions(store: PostgresStore) -> list[tuple[str, int]]:
 # -- statements of the partitioned layout ----------------------------------------------------
 
 _INSERT_ATTEMPT: Final = re.compile(
-    r"INSERT INTO webhookkit_attempts \((?P<cols>[^)]*)\)\s*"
-    r"(?:VALUES \((?P<values>[^)]*)\)|SELECT \* FROM (?P<source>unnest\([^)]*\)))"
+    r"INSERT INTO webhookkit_attempts \((?P<cols>[^)]*)\)\s*VALUES \((?P<values>[^)]*)\)"
 )
 
 
-def _attempt_insert(statement: str) -> tuple[re.Match[str], list[str]]:
-    """The attempt insert of a finish statement and its column names."""
+def _attempt_insert(statement: str) -> tuple[re.Match[str], list[str], list[str]]:
+    """The attempt insert of a one-attempt finish statement, its columns and its values."""
     match = _INSERT_ATTEMPT.search(statement)
     if match is None:
         raise StoreError(
             "the attempt insert of a finish statement has a shape webhookkit.stores."
             "partitions does not know"
         )
-    return match, [c.strip() for c in match.group("cols").split(",")]
+    cols = [c.strip() for c in match.group("cols").split(",")]
+    return match, cols, [v.strip() for v in match.group("values").split(",")]
 
 
 def _with_delivery_time(statement: str) -> str:
     """``statement`` with its attempt insert also writing ``delivery_created_at``, read from
-    the delivery (in the statement's snapshot, before its own update of that row)."""
-    match, cols = _attempt_insert(statement)
-    lookup = "webhookkit_deliveries AS x WHERE x.id = {}"
-    target = f"INSERT INTO webhookkit_attempts ({', '.join(cols)}, delivery_created_at)"
-    if match.group("values") is not None:
-        values = [v.strip() for v in match.group("values").split(",")]
-        delivery = values[cols.index("delivery_id")]
-        # No row (an unknown delivery) inserts nothing: the finish then reports it missing.
-        replacement = (
-            f"{target} SELECT {', '.join(values)}, x.created_at FROM {lookup.format(delivery)}"
-        )
-    else:
-        aliases = [f"c{i}" for i in range(len(cols))]
-        delivery = aliases[cols.index("delivery_id")]
-        # An unknown delivery gives NULL, refused by NOT NULL like the foreign key did.
-        replacement = (
-            f"{target} SELECT t.*, (SELECT x.created_at FROM {lookup.format('t.' + delivery)}) "
-            f"FROM {match.group('source')} AS t({', '.join(aliases)})"
-        )
+    the delivery (in the statement's snapshot, before its own update of that row). No row (an
+    unknown delivery) inserts nothing: the finish then reports it missing."""
+    match, cols, values = _attempt_insert(statement)
+    delivery = values[cols.index("delivery_id")]
+    replacement = (
+        f"INSERT INTO webhookkit_attempts ({', '.join(cols)}, delivery_created_at) "
+        f"SELECT {', '.join(values)}, x.created_at "
+        f"FROM webhookkit_deliveries AS x WHERE x.id = {delivery}"
+    )
     return statement[: match.start()] + replacement + statement[match.end() :]
 
 
@@ -478,22 +468,10 @@ def _with_delivery_check(statement: str) -> str:
     """``statement`` with its attempt insert taking ``delivery_id`` from the delivery row: an
     unknown delivery gives NULL, which NOT NULL refuses (what a foreign key would do, for a
     primary-key lookup instead of a trigger per row)."""
-    match, cols = _attempt_insert(statement)
-    lookup = "(SELECT x.id FROM webhookkit_deliveries AS x WHERE x.id = {})"
-    target = f"INSERT INTO webhookkit_attempts ({', '.join(cols)})"
-    if match.group("values") is not None:
-        values = [v.strip() for v in match.group("values").split(",")]
-        at = cols.index("delivery_id")
-        values[at] = lookup.format(values[at])
-        replacement = f"{target} SELECT {', '.join(values)}"
-    else:
-        aliases = [f"t.c{i}" for i in range(len(cols))]
-        at = cols.index("delivery_id")
-        picked = [lookup.format(a) if i == at else a for i, a in enumerate(aliases)]
-        replacement = (
-            f"{target} SELECT {', '.join(picked)} FROM {match.group('source')} "
-            f"AS t({', '.join(a[2:] for a in aliases)})"
-        )
+    match, cols, values = _attempt_insert(statement)
+    at = cols.index("delivery_id")
+    values[at] = f"(SELECT x.id FROM webhookkit_deliveries AS x WHERE x.id = {values[at]})"
+    replacement = f"INSERT INTO webhookkit_attempts ({', '.join(cols)}) SELECT {', '.join(values)}"
     return statement[: match.start()] + replacement + statement[match.end() :]
 
 
