@@ -275,6 +275,32 @@ async def test_attempts_need_no_foreign_key_and_leave_nothing_behind(
         await db.close()
 
 
+async def test_a_worker_store_opens_with_its_finish_prepared_on_two_connections(
+    pg_dsn: str,
+) -> None:
+    """A listening (worker) store connects the two connections a claim and a finish use at
+    once, the finish prepared on each; a queue-only store keeps to its one connection."""
+    worker = PostgresStore(pg_dsn, min_size=1, max_size=4)
+    producer = PostgresStore(pg_dsn, min_size=1, max_size=4, listen=False)
+    try:
+        await worker.open()
+        await producer.open()
+        assert worker._pool.get_size() == 2
+        assert producer._pool.get_size() == 1
+        held = [await worker._pool.acquire() for _ in range(2)]
+        try:
+            for conn in held:
+                rows = await conn.fetch("SELECT statement FROM pg_prepared_statements")
+                assert any("webhookkit_finished[]" in r["statement"] for r in rows), rows
+        finally:
+            for conn in held:
+                await worker._pool.release(conn)
+        assert worker._pool.get_size() == 2  # nothing opened a third
+    finally:
+        await worker.aclose()
+        await producer.aclose()
+
+
 async def test_a_claim_first_run_on_a_small_table_never_keeps_its_plan(pg_dsn: str) -> None:
     """A prepared claim made while the table was nearly empty must not go on updating claimed
     rows through a sequential scan once the table has grown (a generic plan would)."""

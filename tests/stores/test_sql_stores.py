@@ -342,6 +342,55 @@ async def test_a_finish_write_takes_at_most_half_the_send_slots(tmp_path: Path) 
     assert max(sizes) == 5, sizes  # grouped (not one by one), never more than half of 10
 
 
+async def test_sent_deliveries_hold_their_slots_until_written_without_a_waiting_task(
+    tmp_path: Path,
+) -> None:
+    # While a finish write hangs, the sent deliveries keep their send slots (no more than
+    # concurrency are sent) yet no delivery task is left waiting for the write: the finisher
+    # completes them once it lands, and the rest are then sent.
+    gate = asyncio.Event()
+    writing = asyncio.Event()
+
+    class Stalled(SQLiteStore):
+        async def finish_many(self, results: Sequence[AttemptResult]) -> None:
+            writing.set()
+            await gate.wait()
+            await super().finish_many(results)
+
+    transport = MemoryTransport()
+    kit = WebhookKit(
+        store=Stalled(tmp_path / "stalled.db"),
+        transports=[transport],
+        delivery=DeliveryConfig(concurrency=4),
+    )
+    try:
+        await kit.open()
+        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+        for n in range(4):
+            await kit.webhooks.create(
+                app, target_url=f"memory://shop/{n}", events=["ORDER_CREATED"], secret_key="k"
+            )
+        ids = [i for n in range(3) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        await kit.start()
+        await asyncio.wait_for(writing.wait(), 10)
+        for _ in range(50):  # let every free slot send and queue its attempt
+            await asyncio.sleep(0.01)
+        senders = [
+            t
+            for t in asyncio.all_tasks()
+            if getattr(t.get_coro(), "__qualname__", "") == "Scheduler._deliver"
+        ]
+        assert len(transport.sent) == 4 and kit.scheduler.in_flight == 4
+        assert senders == []
+        gate.set()
+        finished = await kit.wait_for(ids, timeout=30)
+    finally:
+        gate.set()
+        await kit.aclose()
+    assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * 12
+    assert len(transport.sent) == 12
+
+
 async def test_claims_refill_half_the_local_queue_or_more(tmp_path: Path) -> None:
     # Sends finish while a claim is out: woken by each of them, the loop followed a full
     # claim at once with one for the few slots freed meanwhile (limits of 5 here).

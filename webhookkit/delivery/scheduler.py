@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -51,6 +52,8 @@ log = logging.getLogger("webhookkit.delivery")
 
 #: What a finished send tells the endpoint gate: healthy (None: nothing sent), next try.
 _Health = tuple[bool | None, datetime | None]
+#: A result waiting to be written and what to call once it is (or once shutdown gave up).
+_Entry = tuple[AttemptResult, Callable[[], object]]
 
 #: Backoff after a store error in the claim loop or the finisher: doubling, capped.
 _BACKOFF_START = 0.05
@@ -120,10 +123,11 @@ class _Outage:
 class Finisher:
     """Writes finished attempts to the store in batches (group commit).
 
-    :meth:`add` returns once the result is written, so a send slot stays taken until its
-    attempt is on record: a crash loses at most ``concurrency`` sent-but-unrecorded
-    deliveries, which the lease brings back (at-least-once). A failed write keeps the results
-    and tries again with backoff. When a write starts:
+    :meth:`add` returns once the result is written; :meth:`submit` calls back then instead
+    (the scheduler's common path: no task waits per delivery). Either way a send slot stays
+    taken until its attempt is on record: a crash loses at most ``concurrency``
+    sent-but-unrecorded deliveries, which the lease brings back (at-least-once). A failed
+    write keeps the results and tries again with backoff. When a write starts:
 
     - ``flush_interval > 0``: after waiting up to that long for more results, or as soon as
       ``batch`` are waiting;
@@ -150,7 +154,7 @@ class Finisher:
         self._interval = flush_interval
         self._grouped = grouped or flush_interval > 0
         self._batch = max(batch, 1)
-        self._pending: list[tuple[AttemptResult, asyncio.Future[None]]] = []
+        self._pending: list[_Entry] = []
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -158,6 +162,11 @@ class Finisher:
         self._outage = _Outage("recording attempts", stats)
         self._writing = 0
         self.written = 0
+
+    @property
+    def grouped(self) -> bool:
+        """Whether results wait for a shared write (then :meth:`submit` may be used)."""
+        return self._grouped
 
     @property
     def waiting(self) -> int:
@@ -179,13 +188,21 @@ class Finisher:
             finally:
                 self._writing -= 1
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((result, done))
+        self._queue((result, functools.partial(_set_done, done)))
+        # No shield: a cancelled caller cancels only its own future; the result stays queued
+        # and is written all the same (_set_done skips futures already done).
+        await done
+
+    def submit(self, result: AttemptResult, then: Callable[[], object]) -> None:
+        """Queue ``result`` for the next grouped write; ``then()`` is called once it is
+        written (or once shutdown gave up on it), from the writer."""
+        self._queue((result, then))
+
+    def _queue(self, entry: _Entry) -> None:
+        self._pending.append(entry)
         self._ensure_task()
         if len(self._pending) >= self._batch:
             self._kick.set()
-        # No shield: a cancelled caller cancels only its own future; the result stays queued
-        # and is written all the same (_resolve skips futures already done).
-        await done
 
     def _ensure_task(self) -> None:
         if self._task is None or self._task.done():
@@ -213,7 +230,7 @@ class Finisher:
         finally:
             self._writing -= len(batch)
 
-    async def _write(self, batch: list[tuple[AttemptResult, asyncio.Future[None]]]) -> bool:
+    async def _write(self, batch: list[_Entry]) -> bool:
         try:
             await self._store.finish_many([result for result, _ in batch])
         except Exception as exc:
@@ -227,10 +244,12 @@ class Finisher:
             return False
         self._outage.recovered()
         self.written += len(batch)
-        _resolve(batch)
+        # Completed after this task has sent the next write (its loop goes on at once): the
+        # store works on that while the callers' bookkeeping runs.
+        asyncio.get_running_loop().call_soon(_resolve, batch)
         return True
 
-    async def _one_by_one(self, batch: list[tuple[AttemptResult, asyncio.Future[None]]]) -> None:
+    async def _one_by_one(self, batch: list[_Entry]) -> None:
         for entry in batch:
             result = entry[0]
             try:
@@ -282,10 +301,18 @@ class Finisher:
         self._give_up = False
 
 
-def _resolve(entries: list[tuple[AttemptResult, asyncio.Future[None]]]) -> None:
-    for _, done in entries:
-        if not done.done():
-            done.set_result(None)
+def _resolve(entries: list[_Entry]) -> None:
+    for _, then in entries:
+        try:
+            then()
+        except Exception:
+            # One caller's bookkeeping must not keep the others' from running.
+            log.exception("webhookkit: completing a recorded attempt failed")
+
+
+def _set_done(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -296,6 +323,34 @@ def _is_data_error(exc: BaseException) -> bool:
         word in name
         for word in ("DataError", "CharacterNotInRepertoire", "Encoding", "Integrity", "Unicode")
     )
+
+
+class _Written:
+    """A sent (or unsendable) delivery's attempt and what completing it needs once written."""
+
+    __slots__ = ("delivery", "observed", "reason", "recorded", "result", "retryable", "webhook")
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        webhook: Webhook | None,
+        recorded: AttemptResult,
+        observed: AttemptObservation | None,
+        reason: str | None,
+        result: TransportResult | None,
+        retryable: bool,
+    ) -> None:
+        self.delivery = delivery
+        self.webhook = webhook
+        self.recorded = recorded
+        self.observed = observed
+        self.reason = reason
+        self.result = result
+        self.retryable = retryable
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
 
 
 class Scheduler:
@@ -335,12 +390,14 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
-        self._progress = asyncio.Condition()
+        self._progress = asyncio.Event()  # replaced by a fresh one at each notification
         self._backlog = False  # the last claim was full: the store may hold more due work
         self._claiming = False  # a claim is out: the loop looks at the room when it is back
         self._refill_deferred = False  # a refill wake came while a claim was out
-        self._progress_waiters = 0  # notifying a condition nobody waits on costs a lock round
-        self._inflight: dict[asyncio.Task[_Health], Delivery] = {}
+        self._progress_waiters = 0  # progress is announced only while someone waits
+        self._inflight: dict[asyncio.Task[_Health | None], Delivery] = {}
+        # Sent, attempt queued for the finisher's next write: their slots stay taken.
+        self._recording: dict[str, Delivery] = {}
         self._active_ids: set[str] = set()  # held locally or in flight
         self._payloads: dict[str, Payload] = {}  # of deliveries held or in flight
         self._payload_users: dict[str, int] = {}
@@ -384,7 +441,7 @@ class Scheduler:
         now = self._clock.now()
         return {
             "pending_local": float(self._pending_estimate),
-            "in_flight": float(len(self._inflight)),
+            "in_flight": float(self._busy()),
             "held": float(self.gate.held_count),
             "breakers_open": float(self.gate.open_count(now)),
         }
@@ -400,7 +457,12 @@ class Scheduler:
 
     @property
     def in_flight(self) -> int:
-        return len(self._inflight)
+        """Deliveries being sent or waiting for their attempt to be written."""
+        return self._busy()
+
+    def _busy(self) -> int:
+        """Send slots taken: sending, or sent with the attempt not yet on record."""
+        return len(self._inflight) + len(self._recording)
 
     @property
     def held(self) -> int:
@@ -424,7 +486,7 @@ class Scheduler:
         when it needs a refill (one small claim per trigger otherwise).
         """
         self._idle.clear()
-        if self._backlog and self._inflight:
+        if self._backlog and self._busy():
             self._wake_for_refill()
         else:
             self._wake.set()
@@ -449,11 +511,16 @@ class Scheduler:
         """Return after the next recorded attempt, or after ``timeout`` seconds."""
         self._progress_waiters += 1
         try:
-            async with self._progress:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._progress.wait(), timeout)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), timeout)
         finally:
             self._progress_waiters -= 1
+
+    def _notify_progress(self) -> None:
+        # Waiters hold the event they wait on; the next notification needs a new one.
+        if self._progress_waiters:
+            progress, self._progress = self._progress, asyncio.Event()
+            progress.set()
 
     async def stop(self, *, drain_timeout: float | None = 30.0) -> None:
         """Stop claiming; wait up to ``drain_timeout`` for in-flight sends, then cancel them;
@@ -476,6 +543,9 @@ class Scheduler:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
         await self.finisher.aclose()
+        if self._inflight:
+            # Failure streaks of attempts written just now (see _on_written).
+            await asyncio.wait(set(self._inflight), timeout=drain_timeout)
         # Leases are handed back so another worker (or the next start) sends them now.
         self._hand_back(unsent)
         if self._hand_backs:
@@ -524,7 +594,7 @@ class Scheduler:
 
     # -- the loop --------------------------------------------------------------------------
     def _room(self) -> int:
-        return self._claim_size - len(self._inflight) - self.gate.held_count
+        return self._claim_size - self._busy() - self.gate.held_count
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -532,7 +602,7 @@ class Scheduler:
             try:
                 more = await self._round()
                 self._outage.recovered()
-                if more and self._inflight and not self._refill_due():
+                if more and self._busy() and not self._refill_due():
                     # The store has more, the local queue enough for now: a finished send
                     # wakes the loop when it runs low (_done), with no store read meanwhile.
                     await self._clock.wait(self._wake, self._poll)
@@ -577,7 +647,7 @@ class Scheduler:
                 verdict = self.gate.admit(
                     delivery,
                     now,
-                    len(self._inflight) < self._concurrency,
+                    self._busy() < self._concurrency,
                     self._rate_limit(delivery),
                 )
                 if verdict == "send":
@@ -640,7 +710,7 @@ class Scheduler:
             # Due work is left only for blocked endpoints or no room: a finished send (wake)
             # or a breaker's reopening unblocks them.
             next_due = self.gate.next_reopen(now)
-        if not self._inflight and not self.gate.held_count and not self._wake.is_set():
+        if not self._busy() and not self.gate.held_count and not self._wake.is_set():
             self._idle.set()
         timeout = None if next_due is None else max((next_due - now).total_seconds(), 0.001)
         if self._poll is not None:
@@ -690,7 +760,7 @@ class Scheduler:
 
     def _pump(self, now: datetime) -> None:
         """Start held deliveries while send slots are free."""
-        while len(self._inflight) < self._concurrency:
+        while self._busy() < self._concurrency:
             delivery = self.gate.next_ready(now)
             if delivery is None:
                 return
@@ -717,17 +787,24 @@ class Scheduler:
         self._inflight[task] = delivery
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[_Health]) -> None:
+    def _done(self, task: asyncio.Task[_Health | None]) -> None:
         delivery = self._inflight.pop(task, None)
-        healthy: bool | None = None
-        retry_at: datetime | None = None
-        change: str | None = None
+        health: _Health = (None, None)
         if not task.cancelled():
             exc = task.exception()
             if exc is not None:
                 log.error("webhookkit: delivery task crashed", exc_info=exc)
             else:
-                healthy, retry_at = task.result()
+                result = task.result()
+                if result is None:
+                    return  # its attempt waits for the finisher, which completes it
+                health = result
+        self._complete(delivery, health)
+
+    def _complete(self, delivery: Delivery | None, health: _Health) -> None:
+        """A delivery's send slot is free: the gate hears how it went, the next one starts."""
+        healthy, retry_at = health
+        change: str | None = None
         if delivery is not None:
             self._forget(delivery)
             now = self._clock.now()
@@ -745,7 +822,7 @@ class Scheduler:
         # batch_size). A delivery task's hand-back is written by the loop, woken only now
         # that _forget above let go of the delivery (a claim taking it again sees a new
         # one); a breaker that opened or closed has held deliveries to hand back or send.
-        if self._hand_backs or change is not None or not self._inflight or self._stopping:
+        if self._hand_backs or change is not None or not self._busy() or self._stopping:
             self._wake.set()
         else:
             self._wake_for_refill()
@@ -838,9 +915,11 @@ class Scheduler:
                 app = await self._store.get_app(delivery.app_id)
         return webhook, app
 
-    async def _deliver(self, delivery: Delivery) -> _Health:
-        """Send one delivery and record the attempt; returns the endpoint's health (None when
-        nothing was sent) and when the delivery is due again (None: final)."""
+    async def _deliver(self, delivery: Delivery) -> _Health | None:
+        """Send one delivery and queue its attempt for the store. Returns None when the
+        finisher completes it once the attempt is written (:meth:`_on_written`), else the
+        endpoint's health (None when nothing was sent) and when the delivery is due again
+        (None: final)."""
         started = time.perf_counter()
         result: TransportResult | None = None
         error: BaseException | None = None
@@ -890,31 +969,61 @@ class Scheduler:
                 log.exception("webhookkit: transport raised an unexpected error")
                 error, retryable = exc, True
         try:
-            attempt, retry_at = await self._record(
+            recorded = await self._attempt_result(
                 delivery, webhook, started, result, error, retryable, reason
             )
+            written = _Written(delivery, webhook, recorded, observed, reason, result, retryable)
+            if self.finisher.grouped:
+                # The slot stays taken, moved from the sends to _recording (counted once),
+                # until the write; the writer then completes the delivery, with no task
+                # waiting per delivery.
+                self._inflight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+                self._recording[delivery.id] = delivery
+                self.finisher.submit(recorded, functools.partial(self._on_written, written))
+                return None
+            await self.finisher.add(recorded)
         except BaseException:
             if observed is not None:  # never leave an attempt's span open
                 with contextlib.suppress(Exception):
                     observed.finish(_unrecorded(delivery), webhook)
             raise
-        if observed is not None:
-            try:
-                observed.finish(attempt, webhook)
-            except Exception:
-                log.exception("webhookkit: instrumentation raised")
-        if reason is not None:
-            return None, None
-        # Connection errors, timeouts and 5xx say the endpoint is unwell; any answer else
-        # (2xx, 3xx, 4xx) says it is up.
-        healthy = not retryable if result is None or not result.ok else True
-        ok = result is not None and result.ok
-        if webhook is not None and self.config.disable_after is not None:
-            try:
-                await self._track_streak(webhook, ok, attempt.created_at)
-            except Exception as exc:
-                log.warning("webhookkit: cannot track webhook %s's failures: %s", webhook.id, exc)
-        return healthy, retry_at
+        health = self._written(written)
+        if self._streak_pending(written):
+            await self._streak(written)
+        return health
+
+    def _on_written(self, written: _Written) -> None:
+        """The finisher wrote (or gave up on) a submitted attempt: complete its delivery."""
+        delivery = written.delivery
+        self._recording.pop(delivery.id, None)
+        health = self._written(written)
+        if self._streak_pending(written):
+            # Failure streaks read and write the store: in a task of its own, which holds the
+            # slot as the send did (stop() waits for it).
+            task = asyncio.create_task(self._streak_then(written, health))
+            self._inflight[task] = delivery
+            task.add_done_callback(self._done)
+            return
+        self._complete(delivery, health)
+
+    async def _streak_then(self, written: _Written, health: _Health) -> _Health:
+        await self._streak(written)
+        return health
+
+    def _streak_pending(self, written: _Written) -> bool:
+        """Whether the attempt moves its webhook's failure streak (store work to do)."""
+        webhook = written.webhook
+        if webhook is None or self.config.disable_after is None or written.reason is not None:
+            return False
+        return not written.ok or webhook.id in self._failing
+
+    async def _streak(self, written: _Written) -> None:
+        webhook = written.webhook
+        assert webhook is not None
+        try:
+            await self._track_streak(webhook, written.ok, written.recorded.attempt.created_at)
+        except Exception as exc:
+            log.warning("webhookkit: cannot track webhook %s's failures: %s", webhook.id, exc)
 
     async def _track_streak(self, webhook: Webhook, ok: bool, now: datetime) -> None:
         """Follow a webhook's uninterrupted failures: warn at the configured fractions of
@@ -976,9 +1085,12 @@ class Scheduler:
             return "webhook is inactive"
         if app is None:
             return "app was deleted"
-        event = self._registry.get(delivery.event) if delivery.event in self._registry else None
-        if not app.is_active and not (event is not None and event.is_app_lifecycle):
-            return "app is inactive"
+        if not app.is_active:
+            # Only the app's own lifecycle events reach an inactive app.
+            registry = self._registry
+            event = registry.get(delivery.event) if delivery.event in registry else None
+            if event is None or not event.is_app_lifecycle:
+                return "app is inactive"
         if payload is None:
             return "payload is missing"
         max_age = self._retry.max_age
@@ -986,7 +1098,7 @@ class Scheduler:
             return f"older than the retry policy's max_age ({max_age})"
         return None
 
-    async def _record(
+    async def _attempt_result(
         self,
         delivery: Delivery,
         webhook: Webhook | None,
@@ -995,7 +1107,8 @@ class Scheduler:
         error: BaseException | None,
         retryable: bool,
         reason: str | None,
-    ) -> tuple[Attempt, datetime | None]:
+    ) -> AttemptResult:
+        """The attempt record and the delivery's next state (a 410 deactivates the webhook)."""
         now = self._clock.now()
         number = delivery.attempts + 1
         ok = result is not None and result.ok
@@ -1052,7 +1165,15 @@ class Scheduler:
                 log.warning(
                     "webhook %s answered 410 Gone; deactivating failed: %s", webhook.id, exc
                 )
-        await self.finisher.add(AttemptResult(delivery.id, attempt, status, next_try, now))
+        return AttemptResult(delivery.id, attempt, status, next_try, now)
+
+    def _written(self, written: _Written) -> _Health:
+        """After the attempt is on record: counters, log line, hooks, the observation; the
+        endpoint's health for the gate."""
+        delivery, webhook = written.delivery, written.webhook
+        recorded = written.recorded
+        attempt, status, next_try = recorded.attempt, recorded.status, recorded.next_try_at
+        number = attempt.number
         self._count(status, next_try)
         if status is not DeliveryStatus.PENDING:
             self._finished_one()
@@ -1078,7 +1199,7 @@ class Scheduler:
                     "status": status.value,
                     "status_code": attempt.response_status_code,
                     "duration": attempt.duration,
-                    "error_kind": error_kind,
+                    "error_kind": attempt.error_kind,
                 },
             )
         if final_failure and self.hooks.on_failed is not None:
@@ -1088,13 +1209,22 @@ class Scheduler:
                 attempts=number,
                 lease_until=None,
                 last_error=attempt.error,
-                updated_at=now,
+                updated_at=recorded.now,
             )
             call_hook(self.hooks.on_failed, failed, attempt)
-        if self._progress_waiters:
-            async with self._progress:
-                self._progress.notify_all()
-        return attempt, next_try
+        self._notify_progress()
+        if written.observed is not None:
+            try:
+                written.observed.finish(attempt, webhook)
+            except Exception:
+                log.exception("webhookkit: instrumentation raised")
+        if written.reason is not None:
+            return None, None
+        # Connection errors, timeouts and 5xx say the endpoint is unwell; any answer else
+        # (2xx, 3xx, 4xx) says it is up.
+        result = written.result
+        healthy = not written.retryable if result is None or not result.ok else True
+        return healthy, next_try
 
     def _count(self, status: DeliveryStatus, next_try: object) -> None:
         self.stats.attempts += 1
