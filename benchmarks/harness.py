@@ -46,7 +46,7 @@ class Sizes:
     requests: int = 1000  # sequential requests.Session sample, beside every kit run
     concurrency: int = 100  # the kit's default
     queue_jobs: int = 10_000
-    queue_rounds: int = 3  # each side's median of this many interleaved drains
+    queue_rounds: int = 5  # each side's median of this many interleaved drains
     worker_counts: tuple[int, ...] = (1, 2, 4)
     slow_deliveries: int = 600  # 25 ms sends
     slow_concurrency: int = 4
