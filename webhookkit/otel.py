@@ -48,7 +48,7 @@ log = logging.getLogger("webhookkit.otel")
 #: The gauges read from the callbacks given to :meth:`OpenTelemetry.observe_gauges`.
 GAUGES: Mapping[str, str] = {
     "pending_local": "Deliveries this process knows are pending in the store",
-    "in_flight": "Attempts being sent now",
+    "in_flight": "Attempts being sent now or waiting to be recorded",
     "held": "Deliveries claimed and waiting for their endpoint's turn",
     "breakers_open": "Endpoints whose breaker is open",
 }

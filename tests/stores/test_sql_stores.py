@@ -391,6 +391,43 @@ async def test_sent_deliveries_hold_their_slots_until_written_without_a_waiting_
     assert len(transport.sent) == 12
 
 
+async def test_a_completion_that_raises_frees_its_slot_and_endpoint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The finisher completes written deliveries; a bug in that bookkeeping must not keep the
+    # send slot or the endpoint's share taken (with one of each, nothing else would be sent).
+    transport = MemoryTransport()
+    config = DeliveryConfig(concurrency=1, isolation=IsolationConfig(per_endpoint=1))
+    kit = WebhookKit(store=SQLiteStore(tmp_path / "c.db"), transports=[transport], delivery=config)
+    try:
+        await kit.open()
+        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+        await kit.webhooks.create(
+            app, target_url="memory://shop/0", events=["ORDER_CREATED"], secret_key="k"
+        )
+        ids = [i for n in range(3) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        written = kit.scheduler._written
+        calls = 0
+
+        def failing_once(done: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("bookkeeping bug")
+            return written(done)
+
+        kit.scheduler._written = failing_once  # type: ignore[method-assign,assignment]
+        await kit.start()
+        finished = await kit.wait_for(ids, timeout=30)
+        await kit.wait_idle()
+        assert kit.scheduler.in_flight == 0
+    finally:
+        await kit.aclose()
+    assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * 3
+    assert len(transport.sent) == 3 and calls == 3
+    assert "completing delivery" in caplog.text and "bookkeeping bug" in caplog.text
+
+
 async def test_claims_refill_half_the_local_queue_or_more(tmp_path: Path) -> None:
     # Sends finish while a claim is out: woken by each of them, the loop followed a full
     # claim at once with one for the few slots freed meanwhile (limits of 5 here).

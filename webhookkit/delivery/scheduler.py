@@ -996,7 +996,13 @@ class Scheduler:
         """The finisher wrote (or gave up on) a submitted attempt: complete its delivery."""
         delivery = written.delivery
         self._recording.pop(delivery.id, None)
-        health = self._written(written)
+        try:
+            health = self._written(written)
+        except Exception:
+            # As a crashed delivery task was: logged, and its slot and endpoint share freed.
+            log.exception("webhookkit: completing delivery %s failed", delivery.id)
+            self._complete(delivery, (None, None))
+            return
         if self._streak_pending(written):
             # Failure streaks read and write the store: in a task of its own, which holds the
             # slot as the send did (stop() waits for it).
