@@ -13,7 +13,7 @@ import pytest
 from stores.factories import LEASE, at, attempt, delivery, finish, payload
 from webhookkit import DeliveryStatus, StoreError
 from webhookkit.delivery.records import AttemptResult
-from webhookkit.stores import PostgresStore, WorkNotifier
+from webhookkit.stores import DeliveryQuery, PostgresStore, WorkNotifier
 
 LISTENERS = (
     "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND datname = current_database()"
@@ -368,6 +368,52 @@ async def test_a_claim_rewrites_no_index_entry(pg_dsn: str) -> None:
         assert await store.next_due() == at(31)
         again = await store.claim_batch(at(31), limit=500, lease=LEASE)
         assert sorted(d.id for d in again.deliveries) == sorted(r["id"] for r in rows)
+    finally:
+        await store.aclose()
+
+
+async def test_listing_pending_deliveries_reads_no_finished_row(pg_dsn: str) -> None:
+    """Pending deliveries are listed from the queue: with 2,000 finished deliveries beside
+    three pending ones (one waiting for a retry), the listing reads the three rows only."""
+    store = PostgresStore(pg_dsn, min_size=1, max_size=2, listen=False)
+    try:
+        done = [delivery(f"done-{i:04}", webhook="w1", created=i / 1000) for i in range(2000)]
+        live = [delivery(f"live-{i}", webhook="w1", created=10 + i) for i in range(3)]
+        await store.add_deliveries([payload()], done + live)
+        results = [
+            AttemptResult(d.id, attempt(d.id, ok=True, when=5), DeliveryStatus.SUCCESS, None, at(5))
+            for d in done
+        ]
+        for start in range(0, len(results), 500):
+            await store.finish_many(results[start : start + 500])
+        await finish(store, "live-1", DeliveryStatus.PENDING, when=12, next_try=60)
+        listed = await store.list_deliveries(
+            DeliveryQuery(status=DeliveryStatus.PENDING, webhook_id="w1")
+        )
+        assert [d.id for d in listed] == ["live-0", "live-1", "live-2"]
+        assert listed[1].attempts == 1 and listed[1].next_try_at == at(60)
+        from webhookkit.stores import _pg_sql as pq
+
+        text, args = pq.list_pending_sql(
+            webhook_id="w1",
+            event=None,
+            created_after=None,
+            created_before=None,
+            limit=100,
+            offset=0,
+        )
+        conn = await asyncpg.connect(pg_dsn)  # a new backend: no earlier statement's counts
+        try:
+            rows = await conn.fetch(text, *args)
+            rel = "'webhookkit_deliveries'::regclass"
+            read = await conn.fetchval(
+                f"SELECT pg_stat_get_xact_tuples_returned({rel})"
+                f" + pg_stat_get_xact_tuples_fetched({rel})"
+            )
+        finally:
+            await conn.close()
+        assert len(rows) == 3
+        assert read <= 6, read  # three rows, each by primary key (entry and heap row)
     finally:
         await store.aclose()
 

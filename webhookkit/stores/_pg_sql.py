@@ -15,6 +15,7 @@ that wait for a retry, all in one statement. Reads of a delivery take ``due_at``
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from ..delivery.records import Delivery
@@ -41,6 +42,7 @@ __all__ = [
     "REQUEUE",
     "SELECT_DELIVERY",
     "claimed_delivery",
+    "list_pending_sql",
     "with_queue_state",
 ]
 
@@ -86,6 +88,45 @@ def claimed_delivery(row: Any) -> Delivery:
         row[14],
         row[15],
     )
+
+
+def list_pending_sql(
+    *,
+    webhook_id: str | None,
+    event: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[str, list[Any]]:
+    """Pending deliveries listed from the queue (no index on the deliveries' status since
+    migration 13): only pending rows are read, however many finished ones the table keeps.
+    Same filters and order (creation, then id) as any other listing."""
+    where = ["d.status = 'pending'"]
+    args: list[Any] = []
+
+    def param(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if webhook_id is not None:
+        where.append(f"q.webhook_id = {param(webhook_id)}")
+    if event is not None:
+        where.append(f"d.event = {param(event)}")
+    if created_after is not None:
+        where.append(f"q.created_at >= {param(created_after)}")
+    if created_before is not None:
+        where.append(f"q.created_at < {param(created_before)}")
+    # OFFSET 0 keeps the lookup a subquery run per queue row, by primary key: as a join, a
+    # planner misled by stale statistics hashed the whole deliveries table instead.
+    text = (
+        f"SELECT {_columns('d', 'q')} FROM {QUEUE_TABLE} AS q "
+        "CROSS JOIN LATERAL (SELECT * FROM webhookkit_deliveries AS x "
+        "WHERE x.id = q.id AND x.created_at = q.created_at OFFSET 0) AS d "
+        f"WHERE {' AND '.join(where)} ORDER BY q.created_at, q.id "
+        f"LIMIT {param(limit)} OFFSET {param(offset)}"
+    )
+    return text, args
 
 
 SELECT_DELIVERY: Final = (

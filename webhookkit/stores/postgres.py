@@ -463,8 +463,21 @@ class PostgresStore:
         return q.row_to_delivery(D, row) if row is not None else None
 
     async def list_deliveries(self, query: DeliveryQuery | None = None) -> list[Delivery]:
-        text, args = q.list_deliveries_sql(D, query or DeliveryQuery())
-        text = pq.with_queue_state(text, "ORDER BY d.created_at, d.id")
+        query = query or DeliveryQuery()
+        if query.status == DeliveryStatus.PENDING:  # str values are accepted too
+            text, args = pq.list_pending_sql(
+                webhook_id=query.webhook_id,
+                event=query.event,
+                created_after=None if query.created_after is None else D.ts(query.created_after),
+                created_before=(
+                    None if query.created_before is None else D.ts(query.created_before)
+                ),
+                limit=query.limit,
+                offset=query.offset,
+            )
+        else:
+            text, args = q.list_deliveries_sql(D, query)
+            text = pq.with_queue_state(text, "ORDER BY d.created_at, d.id")
         return [q.row_to_delivery(D, r) for r in await self._fetch("list_deliveries", text, *args)]
 
     async def list_attempts(self, delivery_id: str) -> list[Attempt]:
