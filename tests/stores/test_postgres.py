@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
 from stores.factories import LEASE, at, attempt, delivery, finish, payload
-from webhookkit import DeliveryStatus, StoreError
+from webhookkit import DeliveryConfig, DeliveryStatus, StoreError, WebhookKit
 from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import DeliveryQuery, PostgresStore, WorkNotifier
+from webhookkit.testing import MemoryTransport
 
 LISTENERS = (
     "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND datname = current_database()"
@@ -416,6 +418,62 @@ async def test_listing_pending_deliveries_reads_no_finished_row(pg_dsn: str) -> 
         assert read <= 6, read  # three rows, each by primary key (entry and heap row)
     finally:
         await store.aclose()
+
+
+class _LostAnswer(PostgresStore):
+    """Its first claim that leases rows commits, then fails as if the connection dropped
+    before the answer arrived."""
+
+    lost = 0
+
+    async def _run_claim(self, action: str, sql: str, *args: Any) -> list[Any]:
+        rows = await super()._run_claim(action, sql, *args)
+        if rows and not self.lost:
+            self.lost = len(rows)
+            raise StoreError(f"postgresql: {action}: ConnectionDoesNotExistError: closed")
+        return rows
+
+
+async def test_a_claim_whose_answer_was_lost_is_released_before_the_next(pg_dsn: str) -> None:
+    """The rows a claim leased before its answer was lost go back before the next claim, so
+    they are sent now, not after their lease; the next claim's own leases are not touched,
+    even at the same instant (a frozen clock gives both the same lease end)."""
+    store = _LostAnswer(pg_dsn, min_size=1, max_size=2, listen=False)
+    try:
+        await store.add_deliveries([payload()], [delivery(f"d{i}") for i in range(5)])
+        with pytest.raises(StoreError):
+            await store.claim_batch(at(1), limit=3, lease=LEASE)
+        assert store.lost == 3
+        again = await store.claim_batch(at(1), limit=10, lease=LEASE)
+        assert sorted(d.id for d in again.deliveries) == [f"d{i}" for i in range(5)]
+        assert (await store.claim_batch(at(1), limit=10, lease=LEASE)).deliveries == []
+        assert await store.next_due() == at(1) + LEASE
+    finally:
+        await store.aclose()
+
+
+async def test_deliveries_of_a_lost_claim_answer_are_sent_without_waiting_out_the_lease(
+    pg_dsn: str,
+) -> None:
+    transport = MemoryTransport()
+    store = _LostAnswer(pg_dsn, min_size=1, max_size=4)
+    kit = WebhookKit(
+        store=store, transports=[transport], delivery=DeliveryConfig(lease=timedelta(hours=1))
+    )
+    try:
+        await kit.open()
+        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+        await kit.webhooks.create(
+            app, target_url="memory://shop/0", events=["ORDER_CREATED"], secret_key="k"
+        )
+        ids = [i for n in range(5) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        await kit.start()
+        finished = await kit.wait_for(ids, timeout=30)  # an hour's lease would time this out
+    finally:
+        await kit.aclose()
+    assert store.lost == 5
+    assert [d.status for d in finished] == [DeliveryStatus.SUCCESS] * 5
+    assert len(transport.sent) == 5 and kit.stats.store_errors >= 1
 
 
 async def _updates(conn: asyncpg.Connection, table: str) -> tuple[int, int]:

@@ -39,6 +39,7 @@ __all__ = [
     "FINISH_MANY_PARTITIONED",
     "NEXT_DUE",
     "RELEASE",
+    "RELEASE_UNKNOWN_CLAIMS",
     "REQUEUE",
     "SELECT_DELIVERY",
     "claimed_delivery",
@@ -296,6 +297,13 @@ RELEASE: Final = f"""
         ELSE COALESCE(d.next_try_at, d.created_at) END
     FROM webhookkit_deliveries AS d
     WHERE q.id = ANY($1::text[]) AND d.id = q.id AND d.created_at = q.created_at"""
+
+# The rows claims of unknown outcome leased, if they committed: due by the time of the last
+# of them ($2) and leased until exactly one of their lease ends ($1). They are claimable again
+# at once instead of after their lease (through the due index, no scan of the table).
+RELEASE_UNKNOWN_CLAIMS: Final = f"""
+    UPDATE {QUEUE_TABLE} AS q SET lease_until = NULL
+    WHERE q.due_at <= $2 AND q.lease_until = ANY($1::timestamptz[])"""
 
 # A manual retry: a finished delivery becomes pending now, with a fresh retry budget, and
 # queued again.

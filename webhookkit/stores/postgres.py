@@ -50,6 +50,8 @@ CLAIM_SETTINGS: Final = (
     "SET LOCAL enable_bitmapscan = off; SET LOCAL plan_cache_mode = force_custom_plan; "
     "SET LOCAL synchronous_commit = off"
 )
+#: Claims of unknown outcome remembered for release (older ones wait out their lease).
+_UNKNOWN_CLAIMS_KEPT: Final = 64
 #: The LISTEN/NOTIFY channel that announces newly queued or released deliveries.
 CHANNEL: Final = "webhookkit_deliveries"
 #: Announced by the configuration triggers (schema migration 6) on every app/webhook change.
@@ -128,6 +130,8 @@ class PostgresStore:
         #: other processes and when polling finds the version row moved.
         self.config_generation = 0
         self._config_version: int | None = None
+        #: (lease end, now) of claims that raised: see _claim.
+        self._unknown_claims: list[tuple[datetime, datetime]] = []
 
     # -- plumbing -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -522,9 +526,36 @@ class PostgresStore:
         flushes the claim's WAL with its own. That halves the claim's commit (1.3 -> 0.7 ms
         in the queue drain). The settings last for the transaction only.
         """
+        await self._release_unknown_claims()
+        try:
+            return await self._run_claim(action, sql, *args)
+        except BaseException:
+            # Perhaps committed with its answer lost (the connection dropped at COMMIT): its
+            # rows would wait out their lease, unsent. Released before the next claim, so
+            # no later claim of this store can share the lease end; a no-op if nothing
+            # committed.
+            self._unknown_claims.append((args[2], args[0]))
+            del self._unknown_claims[:-_UNKNOWN_CLAIMS_KEPT]
+            raise
+
+    async def _run_claim(self, action: str, sql: str, *args: Any) -> list[Any]:
         async with self._conn(action) as conn, conn.transaction():
             await conn.execute(CLAIM_SETTINGS)
             return list(await conn.fetch(sql, *args))
+
+    async def _release_unknown_claims(self) -> None:
+        """Hand back what claims of unknown outcome leased; raises (and keeps them) while the
+        store fails, so no claim runs before they are released."""
+        if not self._unknown_claims:
+            return
+        pending = list(self._unknown_claims)
+        await self._execute(
+            "claim (releasing a claim of unknown outcome)",
+            pq.RELEASE_UNKNOWN_CLAIMS,
+            [lease_end for lease_end, _ in pending],
+            max(now for _, now in pending),
+        )
+        del self._unknown_claims[: len(pending)]
 
     async def claim_batch(
         self,
@@ -662,6 +693,9 @@ class PostgresStore:
         async with self._open_lock:
             if self._closed:
                 return
+            if self._unknown_claims and self._pool is not None:
+                with contextlib.suppress(Exception):  # TimeoutError included
+                    await asyncio.wait_for(self._release_unknown_claims(), 5.0)
             self._closed = True
             task, self._reconnect_task = self._reconnect_task, None
             if task is not None:
