@@ -373,8 +373,11 @@ async def test_sent_deliveries_hold_their_slots_until_written_without_a_waiting_
         ids = [i for n in range(3) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
         await kit.start()
         await asyncio.wait_for(writing.wait(), 10)
-        for _ in range(50):  # let every free slot send and queue its attempt
+        for _ in range(1000):  # until every slot has sent and queued its attempt
+            if len(transport.sent) >= 4 and kit.scheduler.finisher.waiting >= 4:
+                break
             await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # time enough for a fifth send, were a slot free
         senders = [
             t
             for t in asyncio.all_tasks()
