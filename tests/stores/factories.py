@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 
-from webhookkit import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload
+from webhookkit import Attempt, AttemptStatus, Delivery, DeliveryStatus, Payload, WebhookKit
 from webhookkit.stores import Store
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -83,3 +83,17 @@ async def finish(
         next_try_at=None if next_try is None else at(next_try),
         now=at(when),
     )
+
+
+async def order_backlog(kit: WebhookKit, webhooks: int, triggers: int) -> list[str]:
+    """Open ``kit``, give it an app with ``webhooks`` webhooks (``memory://shop/<n>``, HMAC)
+    and trigger ORDER_CREATED ``triggers`` times: the deliveries' ids."""
+    await kit.open()
+    app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
+    for n in range(webhooks):
+        await kit.webhooks.create(
+            app, target_url=f"memory://shop/{n}", events=["ORDER_CREATED"], secret_key="k"
+        )
+    return [
+        i for n in range(triggers) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})
+    ]

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from stores.factories import LEASE, at, attempt, delivery, finish, payload
+from stores.factories import LEASE, at, attempt, delivery, finish, order_backlog, payload
 from webhookkit import DeliveryConfig, DeliveryStatus, StoreError, WebhookKit
 from webhookkit.delivery.records import AttemptResult
 from webhookkit.stores import DeliveryQuery, PostgresStore, WorkNotifier
@@ -461,12 +461,7 @@ async def test_deliveries_of_a_lost_claim_answer_are_sent_without_waiting_out_th
         store=store, transports=[transport], delivery=DeliveryConfig(lease=timedelta(hours=1))
     )
     try:
-        await kit.open()
-        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
-        await kit.webhooks.create(
-            app, target_url="memory://shop/0", events=["ORDER_CREATED"], secret_key="k"
-        )
-        ids = [i for n in range(5) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        ids = await order_backlog(kit, 1, 5)
         await kit.start()
         finished = await kit.wait_for(ids, timeout=30)  # an hour's lease would time this out
     finally:

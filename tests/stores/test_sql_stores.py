@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from stores.factories import LEASE, at, attempt, delivery, payload
+from stores.factories import LEASE, at, attempt, delivery, order_backlog, payload
 from stores.pgcluster import PostgresCluster
 from webhookkit import (
     App,
@@ -309,15 +309,7 @@ async def drain_backlog(
     transport = MemoryTransport()
     kit = WebhookKit(store=store, transports=[transport], delivery=delivery)
     try:
-        await kit.open()
-        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
-        for n in range(webhooks):
-            await kit.webhooks.create(
-                app, target_url=f"memory://shop/{n}", events=["ORDER_CREATED"], secret_key="k"
-            )
-        ids = [
-            i for n in range(triggers) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})
-        ]
+        ids = await order_backlog(kit, webhooks, triggers)
         await kit.start()
         finished = await kit.wait_for(ids, timeout=60)
     finally:
@@ -364,13 +356,7 @@ async def test_sent_deliveries_hold_their_slots_until_written_without_a_waiting_
         delivery=DeliveryConfig(concurrency=4),
     )
     try:
-        await kit.open()
-        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
-        for n in range(4):
-            await kit.webhooks.create(
-                app, target_url=f"memory://shop/{n}", events=["ORDER_CREATED"], secret_key="k"
-            )
-        ids = [i for n in range(3) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        ids = await order_backlog(kit, 4, 3)
         await kit.start()
         await asyncio.wait_for(writing.wait(), 10)
         for _ in range(1000):  # until every slot has sent and queued its attempt
@@ -403,12 +389,7 @@ async def test_a_completion_that_raises_frees_its_slot_and_endpoint(
     config = DeliveryConfig(concurrency=1, isolation=IsolationConfig(per_endpoint=1))
     kit = WebhookKit(store=SQLiteStore(tmp_path / "c.db"), transports=[transport], delivery=config)
     try:
-        await kit.open()
-        app = await kit.apps.create("shop", permissions=["MANAGE_ORDERS"])
-        await kit.webhooks.create(
-            app, target_url="memory://shop/0", events=["ORDER_CREATED"], secret_key="k"
-        )
-        ids = [i for n in range(3) for i in await kit.trigger("ORDER_CREATED", payload={"n": n})]
+        ids = await order_backlog(kit, 1, 3)
         written = kit.scheduler._written
         calls = 0
 
