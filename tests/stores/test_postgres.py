@@ -420,6 +420,28 @@ async def test_listing_pending_deliveries_reads_no_finished_row(pg_dsn: str) -> 
         await store.aclose()
 
 
+async def test_a_failed_claim_rolls_back_and_leaves_its_connection_clean(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A claim's transaction is begun by hand (BEGIN and its settings in one round trip): an
+    error inside it is rolled back on the spot, and the pooled connection is clean after."""
+    store = PostgresStore(pg_dsn, min_size=1, max_size=1, listen=False)
+    try:
+        await store.add_deliveries([payload()], [delivery("d1")])
+        with pytest.raises(StoreError, match="DivisionByZero"):
+            await store._run_claim("claim_batch", "SELECT 1 / 0")
+        async with store._conn("test") as conn:  # the only connection of the pool
+            assert not conn.is_in_transaction()
+            setting = await conn.fetchval("SELECT current_setting('plan_cache_mode')")
+            assert setting == "auto"  # the claim's SET LOCAL ended with its transaction
+        batch = await store.claim_batch(at(1), limit=5, lease=LEASE)
+        assert [d.id for d in batch.deliveries] == ["d1"]
+    finally:
+        await store.aclose()
+    # Not left for the pool to roll back (asyncpg reports that as an error).
+    assert "active transaction" not in caplog.text
+
+
 class _LostAnswer(PostgresStore):
     """Its first claim that leases rows commits, then fails as if the connection dropped
     before the answer arrived."""

@@ -50,6 +50,7 @@ CLAIM_SETTINGS: Final = (
     "SET LOCAL enable_bitmapscan = off; SET LOCAL plan_cache_mode = force_custom_plan; "
     "SET LOCAL synchronous_commit = off"
 )
+_CLAIM_BEGIN: Final = f"BEGIN; {CLAIM_SETTINGS}"
 #: Claims of unknown outcome remembered for release (older ones wait out their lease).
 _UNKNOWN_CLAIMS_KEPT: Final = 64
 #: The LISTEN/NOTIFY channel that announces newly queued or released deliveries.
@@ -539,9 +540,19 @@ class PostgresStore:
             raise
 
     async def _run_claim(self, action: str, sql: str, *args: Any) -> list[Any]:
-        async with self._conn(action) as conn, conn.transaction():
-            await conn.execute(CLAIM_SETTINGS)
-            return list(await conn.fetch(sql, *args))
+        async with self._conn(action) as conn:
+            # BEGIN and the settings in one round trip (asyncpg's transaction() sends its
+            # BEGIN alone); rolled back here on any error, else by the pool on release.
+            await conn.execute(_CLAIM_BEGIN)
+            try:
+                rows = await conn.fetch(sql, *args)
+            except BaseException:
+                if not conn.is_closed() and conn.is_in_transaction():
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+            return list(rows)
 
     async def _release_unknown_claims(self) -> None:
         """Hand back what claims of unknown outcome leased; raises (and keeps them) while the
