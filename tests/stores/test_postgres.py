@@ -397,12 +397,7 @@ async def test_listing_pending_deliveries_reads_no_finished_row(pg_dsn: str) -> 
         from webhookkit.stores import _pg_sql as pq
 
         text, args = pq.list_pending_sql(
-            webhook_id="w1",
-            event=None,
-            created_after=None,
-            created_before=None,
-            limit=100,
-            offset=0,
+            DeliveryQuery(status=DeliveryStatus.PENDING, webhook_id="w1")
         )
         conn = await asyncpg.connect(pg_dsn)  # a new backend: no earlier statement's counts
         try:

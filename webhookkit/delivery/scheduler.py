@@ -325,28 +325,17 @@ def _is_data_error(exc: BaseException) -> bool:
     )
 
 
+@dataclass(slots=True)
 class _Written:
     """A sent (or unsendable) delivery's attempt and what completing it needs once written."""
 
-    __slots__ = ("delivery", "observed", "reason", "recorded", "result", "retryable", "webhook")
-
-    def __init__(
-        self,
-        delivery: Delivery,
-        webhook: Webhook | None,
-        recorded: AttemptResult,
-        observed: AttemptObservation | None,
-        reason: str | None,
-        result: TransportResult | None,
-        retryable: bool,
-    ) -> None:
-        self.delivery = delivery
-        self.webhook = webhook
-        self.recorded = recorded
-        self.observed = observed
-        self.reason = reason
-        self.result = result
-        self.retryable = retryable
+    delivery: Delivery
+    webhook: Webhook | None
+    recorded: AttemptResult
+    observed: AttemptObservation | None
+    reason: str | None
+    result: TransportResult | None
+    retryable: bool
 
     @property
     def ok(self) -> bool:

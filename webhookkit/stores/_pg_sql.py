@@ -15,7 +15,6 @@ that wait for a retry, all in one statement. Reads of a delivery take ``due_at``
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 from ..delivery.records import Delivery
@@ -25,10 +24,13 @@ from ._sql import (
     DELIVERY_COLUMNS,
     FINISH_DELIVERY,
     FINISHED_TYPE,
+    POSTGRES,
     QUEUE_FROM,
     QUEUE_TABLE,
     _insert,
+    delivery_filters,
 )
+from .base import DeliveryQuery
 
 __all__ = [
     "CLAIM_BATCH",
@@ -91,33 +93,13 @@ def claimed_delivery(row: Any) -> Delivery:
     )
 
 
-def list_pending_sql(
-    *,
-    webhook_id: str | None,
-    event: str | None,
-    created_after: datetime | None,
-    created_before: datetime | None,
-    limit: int,
-    offset: int,
-) -> tuple[str, list[Any]]:
+def list_pending_sql(query: DeliveryQuery) -> tuple[str, list[Any]]:
     """Pending deliveries listed from the queue (no index on the deliveries' status since
     migration 13): only pending rows are read, however many finished ones the table keeps.
     Same filters and order (creation, then id) as any other listing."""
-    where = ["d.status = 'pending'"]
     args: list[Any] = []
-
-    def param(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    if webhook_id is not None:
-        where.append(f"q.webhook_id = {param(webhook_id)}")
-    if event is not None:
-        where.append(f"d.event = {param(event)}")
-    if created_after is not None:
-        where.append(f"q.created_at >= {param(created_after)}")
-    if created_before is not None:
-        where.append(f"q.created_at < {param(created_before)}")
+    where = delivery_filters(POSTGRES, query, args, lambda c: f"{_FILTER_FROM.get(c, 'd')}.{c}")
+    args += [query.limit, query.offset]
     # OFFSET 0 keeps the lookup a subquery run per queue row, by primary key: as a join, a
     # planner misled by stale statistics hashed the whole deliveries table instead.
     text = (
@@ -125,9 +107,13 @@ def list_pending_sql(
         "CROSS JOIN LATERAL (SELECT * FROM webhookkit_deliveries AS x "
         "WHERE x.id = q.id AND x.created_at = q.created_at OFFSET 0) AS d "
         f"WHERE {' AND '.join(where)} ORDER BY q.created_at, q.id "
-        f"LIMIT {param(limit)} OFFSET {param(offset)}"
+        f"LIMIT ${len(args) - 1} OFFSET ${len(args)}"
     )
     return text, args
+
+
+#: Filtered columns a pending listing reads from the queue row (the rest from the delivery).
+_FILTER_FROM: Final = {"webhook_id": "q", "created_at": "q"}
 
 
 SELECT_DELIVERY: Final = (

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -784,29 +784,42 @@ def release_sql(dialect: Dialect) -> str:
     )
 
 
-def list_deliveries_sql(dialect: Dialect, query: DeliveryQuery) -> tuple[str, list[Any]]:
-    """The filtered, ordered, paged select for ``query`` and its parameters."""
-    where: list[str] = []
-    args: list[Any] = []
+def delivery_filters(
+    dialect: Dialect,
+    query: DeliveryQuery,
+    args: list[Any],
+    column: Callable[[str], str] = str,
+) -> list[str]:
+    """The WHERE conditions of ``query`` (its values appended to ``args`` as ``$n``);
+    ``column`` names each filtered column as the statement reads it (a table alias)."""
 
     def param(value: Any) -> str:
         args.append(value)
         return f"${len(args)}"
 
+    where: list[str] = []
     if query.webhook_id is not None:
-        where.append(f"webhook_id = {param(query.webhook_id)}")
+        where.append(f"{column('webhook_id')} = {param(query.webhook_id)}")
     if query.status is not None:
-        where.append(f"status = {param(DeliveryStatus(query.status).value)}")
+        where.append(f"{column('status')} = {param(DeliveryStatus(query.status).value)}")
     if query.event is not None:
-        where.append(f"event = {param(query.event)}")
+        where.append(f"{column('event')} = {param(query.event)}")
     if query.created_after is not None:
-        where.append(f"created_at >= {param(dialect.ts(query.created_after))}")
+        where.append(f"{column('created_at')} >= {param(dialect.ts(query.created_after))}")
     if query.created_before is not None:
-        where.append(f"created_at < {param(dialect.ts(query.created_before))}")
+        where.append(f"{column('created_at')} < {param(dialect.ts(query.created_before))}")
+    return where
+
+
+def list_deliveries_sql(dialect: Dialect, query: DeliveryQuery) -> tuple[str, list[Any]]:
+    """The filtered, ordered, paged select for ``query`` and its parameters."""
+    args: list[Any] = []
+    where = delivery_filters(dialect, query, args)
     clause = f"WHERE {' AND '.join(where)} " if where else ""
+    args += [query.limit, query.offset]
     text = (
         f"SELECT {DELIVERY_COLUMNS} FROM webhookkit_deliveries {clause}"
-        f"ORDER BY created_at, id LIMIT {param(query.limit)} OFFSET {param(query.offset)}"
+        f"ORDER BY created_at, id LIMIT ${len(args) - 1} OFFSET ${len(args)}"
     )
     return dialect.sql(text), args
 

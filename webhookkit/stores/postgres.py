@@ -470,16 +470,7 @@ class PostgresStore:
     async def list_deliveries(self, query: DeliveryQuery | None = None) -> list[Delivery]:
         query = query or DeliveryQuery()
         if query.status == DeliveryStatus.PENDING:  # str values are accepted too
-            text, args = pq.list_pending_sql(
-                webhook_id=query.webhook_id,
-                event=query.event,
-                created_after=None if query.created_after is None else D.ts(query.created_after),
-                created_before=(
-                    None if query.created_before is None else D.ts(query.created_before)
-                ),
-                limit=query.limit,
-                offset=query.offset,
-            )
+            text, args = pq.list_pending_sql(query)
         else:
             text, args = q.list_deliveries_sql(D, query)
             text = pq.with_queue_state(text, "ORDER BY d.created_at, d.id")
@@ -510,7 +501,9 @@ class PostgresStore:
         rows.sort(key=lambda r: (r["claimed_due"], r["id"]))
         return [pq.claimed_delivery(r) for r in rows]
 
-    async def _claim(self, action: str, sql: str, *args: Any) -> list[Any]:
+    async def _claim(
+        self, action: str, sql: str, now: datetime, limit: int, lease_end: datetime, *rest: Any
+    ) -> list[Any]:
         """Run a claim statement in its own transaction, planned for the table as it is.
 
         A queue table's statistics are nearly always stale (a backlog builds within seconds,
@@ -529,13 +522,13 @@ class PostgresStore:
         """
         await self._release_unknown_claims()
         try:
-            return await self._run_claim(action, sql, *args)
+            return await self._run_claim(action, sql, now, limit, lease_end, *rest)
         except BaseException:
             # Perhaps committed with its answer lost (the connection dropped at COMMIT): its
             # rows would wait out their lease, unsent. Released before the next claim, so
             # no later claim of this store can share the lease end; a no-op if nothing
             # committed.
-            self._unknown_claims.append((args[2], args[0]))
+            self._unknown_claims.append((lease_end, now))
             del self._unknown_claims[:-_UNKNOWN_CLAIMS_KEPT]
             raise
 
